@@ -1,0 +1,69 @@
+"""The garment manifest: one row per accepted garment, and the rejects table.
+
+``manifest.csv`` columns (in this order):
+
+=================  ==========================================================================
+id                 garment id, unique, filesystem-safe (``[A-Za-z0-9_.-]``)
+category           garment category (tshirt, longsleeve, longcoat, trousers, shorts, skirt, ...)
+split              ``train`` or ``test``
+group              what the split keeps together: body instance (default set), MGN subject,
+                   Deep Fashion3D garment instance, or the file for generic folders
+source             source file (or ``anny:<spec>`` for generated garments)
+mesh               normalised mesh path, relative to the garments folder
+vertices, faces    counts after cleaning
+boundary_loops     number of boundary loops (open edges) of the normalised mesh
+scale              factor applied: garment = (source - offset) * scale, in 1/source units
+offset_x/y/z       source-frame point moved to the origin (bounding-box centre)
+status             ``ok`` or ``cleaned``
+notes              what cleaning did (merged pieces, removed duplicate faces, ...)
+=================  ==========================================================================
+
+``rejects.csv`` columns: ``file``, ``reason``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MANIFEST_COLUMNS = ["id", "category", "split", "group", "source", "mesh", "vertices", "faces",
+                    "boundary_loops", "scale", "offset_x", "offset_y", "offset_z", "status", "notes"]
+REJECT_COLUMNS = ["file", "reason"]
+
+
+def write_manifest(garments_dir: str | Path, rows: list[dict], rejects: list[dict]) -> None:
+    """Write ``manifest.csv`` (sorted by id) and ``rejects.csv`` atomically."""
+    import pandas as pd
+
+    from anchorudf.utils.io import write_text
+
+    garments_dir = Path(garments_dir)
+    df = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("id", kind="stable")
+    if df["id"].duplicated().any():
+        dup = df.loc[df["id"].duplicated(), "id"].iloc[0]
+        raise ValueError(f"duplicate garment id {dup!r} in manifest")
+    write_text(garments_dir / "manifest.csv", df.to_csv(index=False, lineterminator="\n"))
+    rj = pd.DataFrame(rejects, columns=REJECT_COLUMNS).sort_values("file", kind="stable")
+    write_text(garments_dir / "rejects.csv", rj.to_csv(index=False, lineterminator="\n"))
+
+
+def read_manifest(garments_dir: str | Path):
+    """The manifest as a pandas DataFrame sorted by id (strings kept as strings)."""
+    import pandas as pd
+
+    path = Path(garments_dir) / "manifest.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no garment manifest (run the garments stage first)")
+    df = pd.read_csv(path, dtype={"id": str, "category": str, "split": str, "group": str,
+                                  "source": str, "mesh": str, "status": str, "notes": str},
+                     keep_default_na=False)
+    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}")
+    return df.sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def shard_rows(df, shard: int, num_shards: int):
+    """Rows of shard ``shard`` of ``num_shards``: the i-th garment by id goes to i % n."""
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"shard {shard} out of range for {num_shards} shards")
+    return df.iloc[[i for i in range(len(df)) if i % num_shards == shard]].reset_index(drop=True)
