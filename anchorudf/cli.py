@@ -80,6 +80,54 @@ def preprocess_cmd(input: Optional[Path] = typer.Option(None, "--input", "-i", h
         _fail(str(exc))
 
 
+@app.command("render")
+def render_cmd(shard: int = typer.Option(0, help="shard id (one of render.shards)"),
+               garments: Path = typer.Option(Path("data/garments"), help="garments folder"),
+               out: Path = typer.Option(Path("data/render"), help="render root (shard-<k> inside)"),
+               params: Path = ParamsOpt, overrides: Optional[list[str]] = SetOpt):
+    """Stage 2: render the views of one shard of garments (image, mask, calib)."""
+    from anchorudf import stages
+
+    p = _load(params, overrides)
+    try:
+        summary = stages.render(p, garments, out, shard)
+    except stages.StageError as exc:
+        _fail(str(exc))
+    typer.echo(f"render shard {shard}: {summary.get('rendered', 0)} rendered, "
+               f"{summary.get('skipped_existing', 0)} already done, {len(summary.get('failed', []))} failed")
+
+
+@app.command("sample")
+def sample_cmd(shard: int = typer.Option(0, help="shard id (one of sample.shards)"),
+               garments: Path = typer.Option(Path("data/garments"), help="garments folder"),
+               out: Path = typer.Option(Path("data/cache"), help="cache root (samples/shard-<k> inside)"),
+               params: Path = ParamsOpt, overrides: Optional[list[str]] = SetOpt):
+    """Stage 3a: query points with exact distance targets for one shard."""
+    from anchorudf import stages
+
+    p = _load(params, overrides)
+    try:
+        summary = stages.sample(p, garments, out, shard)
+    except stages.StageError as exc:
+        _fail(str(exc))
+    typer.echo(f"sample shard {shard}: {summary}")
+
+
+@app.command("anchors")
+def anchors_cmd(garments: Path = typer.Option(Path("data/garments"), help="garments folder"),
+                out: Path = typer.Option(Path("data/cache"), help="cache root (anchors inside)"),
+                params: Path = ParamsOpt, overrides: Optional[list[str]] = SetOpt):
+    """Stage 3b: k-means anchor targets and evaluation surface samples."""
+    from anchorudf import stages
+
+    p = _load(params, overrides)
+    try:
+        summary = stages.anchors(p, garments, out)
+    except stages.StageError as exc:
+        _fail(str(exc))
+    typer.echo(f"anchors: {summary}")
+
+
 def main() -> None:
     app()
 

@@ -109,8 +109,58 @@ def _diversity(meshes: dict, specs: list, out: Path) -> dict:
             "nearest_train_chamfer_by_category_1e3": {k: float(v * 1e3) for k, v in per_cat.items()}}
 
 
+def _check_failures(stage: str, summary: dict, strict: bool) -> dict:
+    failed = summary.get("failed") or []
+    if failed:
+        names = ", ".join(str(f.get("id", f) if isinstance(f, dict) else f) for f in failed[:10])
+        log.warning("%s: %d garment(s) failed and were skipped: %s", stage, len(failed), names)
+        if strict:
+            raise StageError(f"{stage}: {len(failed)} garment(s) failed: {names}")
+    return summary
+
+
+def render(p: Params, garments_dir: Path, out_dir: Path, shard: int) -> dict:
+    """Stage 2: render shard ``shard`` of the garments into ``out_dir/shard-<k>``."""
+    from anchorudf.render.stage import render_shard
+
+    _check_shard("render", shard, p.render.shards)
+    return _check_failures("render", render_shard(Path(garments_dir), Path(out_dir), p.render, shard),
+                           p.garments.strict)
+
+
+def sample(p: Params, garments_dir: Path, cache_dir: Path, shard: int) -> dict:
+    """Stage 3a: query points and exact targets of shard ``shard`` into ``cache_dir/samples``."""
+    from anchorudf.data.cache import build_sample_shard
+
+    _check_shard("sample", shard, p.sample.shards)
+    return _check_failures("sample", build_sample_shard(Path(garments_dir), Path(cache_dir), p.sample, shard),
+                           p.garments.strict)
+
+
+def anchors(p: Params, garments_dir: Path, cache_dir: Path) -> dict:
+    """Stage 3b: k-means anchors and evaluation surface samples into ``cache_dir/anchors``."""
+    from anchorudf.data.cache import build_anchors
+
+    return _check_failures("anchors", build_anchors(Path(garments_dir), Path(cache_dir), p.anchors,
+                                                    p.evaluate.gt_points, workers=p.sample.workers),
+                           p.garments.strict)
+
+
+def _check_shard(stage: str, shard: int, shards: list[int]) -> None:
+    if shard not in shards:
+        raise StageError(f"{stage}: shard {shard} is not one of {stage}.shards {shards}")
+
+
 def preprocess(p: Params, out: Path, *, up_axis: str = "+Y") -> dict:
-    """All preprocessing outside DVC: garments, render, sample, anchors into ``out``."""
+    """All preprocessing outside DVC: garments, render, sample, anchors into ``out``.
+
+    Layout: ``out/garments``, ``out/render/shard-<k>``, ``out/cache/{samples,anchors}``,
+    the same as the DVC pipeline's ``data/`` folder, so ``anchorudf train --data out``
+    reads it.
+    """
     out = Path(out)
     summary = {"garments": garments(p, out / "garments", up_axis=up_axis)}
+    summary["render"] = [render(p, out / "garments", out / "render", k) for k in p.render.shards]
+    summary["sample"] = [sample(p, out / "garments", out / "cache", k) for k in p.sample.shards]
+    summary["anchors"] = anchors(p, out / "garments", out / "cache")
     return summary
