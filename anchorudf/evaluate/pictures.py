@@ -1,0 +1,93 @@
+"""Pictures without OpenGL: z-buffered point splats of clouds and meshes, and panels.
+
+Everything is drawn orthographically in NDC (x right, y up, z towards the viewer), so a
+picture of a reconstruction lines up with its input image. ``side=True`` turns the
+cloud by 90 degrees about +Y first (the view from the garment's right).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from anchorudf.geometry.camera import yaw_rotation
+
+LIGHT = np.array([0.4, 0.5, 0.77])
+
+
+def _turn(points: np.ndarray, side: bool) -> np.ndarray:
+    return points @ yaw_rotation(90.0).T if side else points
+
+
+def splat(points: np.ndarray, size: int = 256, colors: np.ndarray | None = None,
+          normals: np.ndarray | None = None, side: bool = False, radius: int = 1,
+          background: int = 255) -> np.ndarray:
+    """(size, size, 3) uint8 image of (N, 3) NDC points, nearest point wins per pixel.
+
+    Colour: ``colors`` (N, 3) uint8 if given, else Lambert shading from ``normals``,
+    else depth shading (near = dark blue, far = light).
+    """
+    img = np.full((size, size, 3), background, dtype=np.uint8)
+    if len(points) == 0:
+        return img
+    p = _turn(np.asarray(points, dtype=np.float64), side)
+    if colors is None:
+        if normals is not None:
+            n = _turn(np.asarray(normals, dtype=np.float64), side)
+            shade = 0.25 + 0.75 * np.abs(n @ LIGHT)  # open surfaces: both sides lit
+            colors = (np.outer(shade, [200, 185, 160])).clip(0, 255).astype(np.uint8)
+        else:
+            t = (p[:, 2] - p[:, 2].min()) / max(np.ptp(p[:, 2]), 1e-9)
+            colors = (np.outer(1 - t, [40, 60, 140]) + np.outer(t, [170, 200, 240])).astype(np.uint8)
+    u = np.floor((p[:, 0] + 1) * 0.5 * size).astype(np.int64)
+    v = np.floor((1 - p[:, 1]) * 0.5 * size).astype(np.int64)
+    order = np.argsort(p[:, 2], kind="stable")  # far first, near last: near overwrites
+    for du in range(-radius + 1, radius):
+        for dv in range(-radius + 1, radius):
+            uu, vv = u[order] + du, v[order] + dv
+            ok = (uu >= 0) & (uu < size) & (vv >= 0) & (vv < size)
+            img[vv[ok], uu[ok]] = colors[order][ok]
+    return img
+
+
+def mesh_points(vertices: np.ndarray, faces: np.ndarray, count: int = 200_000,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Dense area-weighted samples of a mesh with their face normals, for :func:`splat`."""
+    v, f = np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64)
+    if len(f) == 0:
+        return np.zeros((0, 3)), np.zeros((0, 3))
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    cross = np.cross(b - a, c - a)
+    area = np.linalg.norm(cross, axis=1)
+    if area.sum() <= 0:
+        return np.zeros((0, 3)), np.zeros((0, 3))
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(f), size=count, p=area / area.sum())
+    r1, r2 = rng.random(count), rng.random(count)
+    s = np.sqrt(r1)
+    pts = (1 - s)[:, None] * a[idx] + (s * (1 - r2))[:, None] * b[idx] + (s * r2)[:, None] * c[idx]
+    normals = cross[idx] / np.maximum(area[idx], 1e-12)[:, None]
+    return pts, normals
+
+
+def panel(tiles: list[np.ndarray], titles: list[str], tile: int = 256) -> np.ndarray:
+    """Tiles side by side with a caption strip above each; returns (H, W, 3) uint8."""
+    from PIL import Image, ImageDraw
+
+    cap = 18
+    out = Image.new("RGB", (tile * len(tiles), tile + cap), (255, 255, 255))
+    draw = ImageDraw.Draw(out)
+    for i, (t, title) in enumerate(zip(tiles, titles)):
+        im = Image.fromarray(np.asarray(t, dtype=np.uint8)).convert("RGB").resize((tile, tile))
+        out.paste(im, (i * tile, cap))
+        draw.text((i * tile + 4, 3), title, fill=(0, 0, 0))
+    return np.asarray(out)
+
+
+def save_png(path, image: np.ndarray) -> None:
+    """Write an (H, W, 3) uint8 image atomically as PNG."""
+    from PIL import Image
+
+    from anchorudf.utils.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format="PNG")
