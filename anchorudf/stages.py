@@ -39,7 +39,12 @@ def garments(p: Params, out: Path, *, up_axis: str = "+Y", report: Path | None =
         from anchorudf.data.ingest import IngestError, ingest_dataset
 
         try:
-            result = ingest_dataset(Path(g.input), g.source, out, categories=None,
+            from anchorudf.config import CATEGORIES
+
+            # garments.categories filters user data only when changed from the default
+            # list (user datasets have their own categories, e.g. "unknown").
+            keep = None if set(g.categories) == set(CATEGORIES) else list(g.categories)
+            result = ingest_dataset(Path(g.input), g.source, out, categories=keep,
                                     test_fraction=g.test_fraction, seed=g.seed, strict=g.strict,
                                     up_axis=up_axis)
         except IngestError as exc:
@@ -163,4 +168,35 @@ def preprocess(p: Params, out: Path, *, up_axis: str = "+Y") -> dict:
     summary["render"] = [render(p, out / "garments", out / "render", k) for k in p.render.shards]
     summary["sample"] = [sample(p, out / "garments", out / "cache", k) for k in p.sample.shards]
     summary["anchors"] = anchors(p, out / "garments", out / "cache")
+    return summary
+
+
+def train(p: Params, data_dir: Path, run_dir: Path, *, live_dir: Path | None = None) -> dict:
+    """Stage 4: train the model on the train split of ``data_dir`` into ``run_dir``."""
+    from anchorudf.train.data import build_dataset
+    from anchorudf.train.trainer import train as run_training
+
+    data_dir = Path(data_dir)
+    try:
+        dataset = build_dataset(p, "train", garments_dir=data_dir / "garments",
+                                render_dir=data_dir / "render", cache_dir=data_dir / "cache")
+    except (FileNotFoundError, ValueError) as exc:
+        raise StageError(f"train: {exc}") from None
+    return run_training(p, dataset, Path(run_dir), live_dir=live_dir)
+
+
+def evaluate(p: Params, data_dir: Path, model_dir: Path, out_dir: Path, recon_dir: Path,
+             metrics_path: Path | None = None) -> dict:
+    """Stage 5: reconstruct and score the test views; writes the table, pictures, metrics."""
+    from anchorudf.evaluate.stage import evaluate as run_evaluation
+    from anchorudf.evaluate.stage import format_table
+    from anchorudf.utils.io import write_json
+
+    data_dir = Path(data_dir)
+    summary = run_evaluation(p, data_dir / "garments", data_dir / "render", data_dir / "cache",
+                             Path(model_dir), Path(out_dir), Path(recon_dir))
+    if metrics_path is not None:
+        write_json(metrics_path, summary)
+    print(format_table(summary))
+    print(f"pictures: {Path(out_dir).resolve() / 'index.html'}")
     return summary

@@ -12,8 +12,9 @@ source             source file (or ``anny:<spec>`` for generated garments)
 mesh               normalised mesh path, relative to the garments folder
 vertices, faces    counts after cleaning
 boundary_loops     number of boundary loops (open edges) of the normalised mesh
-scale              factor applied: garment = (source - offset) * scale, in 1/source units
-offset_x/y/z       source-frame point moved to the origin (bounding-box centre)
+scale              factor applied: garment = (R @ source - offset) * scale, in 1/source units
+                   (R: the rotation taking the source's up axis to +Y; identity for +Y)
+offset_x/y/z       bounding-box centre after the up rotation, in source units
 status             ``ok`` or ``cleaned``
 notes              what cleaning did (merged pieces, removed duplicate faces, ...)
 =================  ==========================================================================
