@@ -128,6 +128,59 @@ def anchors_cmd(garments: Path = typer.Option(Path("data/garments"), help="garme
     typer.echo(f"anchors: {summary}")
 
 
+@app.command("train")
+def train_cmd(data: Path = typer.Option(Path("data"), help="preprocessed data root (garments, render, cache)"),
+              run_dir: Path = typer.Option(Path("data/train"), "--run-dir", help="checkpoints and final model"),
+              live_dir: Optional[Path] = typer.Option(None, "--live-dir", help="dvclive folder (metrics, plots)"),
+              params: Path = ParamsOpt, overrides: Optional[list[str]] = SetOpt):
+    """Stage 4: train AnchorUDF (CUDA when present, else CPU). For several GPUs:
+    torchrun --nproc_per_node=N -m anchorudf.train --params params.yaml ..."""
+    from anchorudf import stages
+
+    p = _load(params, overrides)
+    try:
+        stages.train(p, data, run_dir, live_dir=live_dir)
+    except stages.StageError as exc:
+        _fail(str(exc))
+
+
+@app.command("evaluate")
+def evaluate_cmd(data: Path = typer.Option(Path("data"), help="preprocessed data root"),
+                 model: Path = typer.Option(Path("data/train/model"), help="trained model folder"),
+                 out: Path = typer.Option(Path("reports/eval"), help="table, pictures, index.html"),
+                 recon: Path = typer.Option(Path("data/eval"), help="reconstructed clouds and meshes"),
+                 metrics: Optional[Path] = typer.Option(Path("reports/metrics.json"), help="metrics JSON"),
+                 params: Path = ParamsOpt, overrides: Optional[list[str]] = SetOpt):
+    """Stage 5: reconstruct the test views, compute metrics and baselines, draw pictures."""
+    from anchorudf import stages
+
+    p = _load(params, overrides)
+    try:
+        stages.evaluate(p, data, model, out, recon, metrics)
+    except (stages.StageError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+
+
+@app.command("reconstruct")
+def reconstruct_cmd(image: Path = typer.Argument(..., help="RGB(A) image of a garment"),
+                    mask: Optional[Path] = typer.Option(None, "--mask", "-m", help="mask image (white = garment)"),
+                    checkpoint: Path = typer.Option(Path("data/train/model"), "--checkpoint", "-c",
+                                                    help="model folder (or checkpoint folder)"),
+                    out: Path = typer.Option(Path("reconstruction"), "--out", "-o", help="output folder"),
+                    no_mesh: bool = typer.Option(False, "--no-mesh", help="points only"),
+                    params: Path = ParamsOpt, overrides: Optional[list[str]] = SetOpt):
+    """Reconstruct one garment image: points.ply, mesh.ply/.obj, anchors.ply, preview.png."""
+    from anchorudf.reconstruct.cli import InputImageError, run_reconstruct
+
+    p = _load(params, overrides)
+    try:
+        files = run_reconstruct(image, mask, checkpoint, out, p, mesh=not no_mesh)
+    except (InputImageError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    for f in files:
+        typer.echo(str(f))
+
+
 def main() -> None:
     app()
 

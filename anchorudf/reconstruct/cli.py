@@ -1,0 +1,46 @@
+"""``anchorudf reconstruct``: one user image -> points, mesh, anchors and a preview."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from anchorudf.config import Params
+from anchorudf.reconstruct.inputs import InputImageError, frame_input, load_input
+
+__all__ = ["InputImageError", "run_reconstruct"]
+
+
+def run_reconstruct(image: Path, mask: Path | None, checkpoint: Path, out: Path, p: Params,
+                    mesh: bool = True) -> list[Path]:
+    """Reconstruct ``image`` with the model at ``checkpoint``; returns the files written.
+
+    Outputs are in the NDC of the framed input (x right, y up, z towards the camera; the
+    garment's larger silhouette side spans ``render.fill`` of [-1, 1]).
+    """
+    from anchorudf.evaluate.pictures import mesh_points, panel, save_png, splat
+    from anchorudf.evaluate.report import write_garment_outputs
+    from anchorudf.reconstruct.image import reconstruct_image
+    from anchorudf.train.checkpoint import load_model
+    from anchorudf.train.data import image_tensors
+    from anchorudf.train.trainer import resolve_device
+
+    device = resolve_device(p.train.device)
+    model, meta = load_model(checkpoint, device=device)
+    size = int(meta["image_size"])
+    rgb, m = load_input(Path(image), Path(mask) if mask else None)
+    rgb, m = frame_input(rgb, m, size, fill=p.render.fill, background=tuple(p.render.background))
+    img, _ = image_tensors(rgb, m)
+    rec = reconstruct_image(model, img, p.evaluate, delta=float(meta.get("delta", p.train.delta)),
+                            device=device, mesh=mesh)
+    out = Path(out)
+    write_garment_outputs(out, rec)
+    tiles, titles = [np.where(m[..., None], rgb, 255)], ["input"]
+    mv, mn = mesh_points(rec.mesh_vertices, rec.mesh_faces, 60_000)
+    for side in (False, True):
+        tag = "side" if side else "front"
+        tiles += [splat(rec.points, 256, side=side), splat(mv, 256, normals=mn, side=side)]
+        titles += [f"points ({tag})", f"mesh ({tag})"]
+    save_png(out / "preview.png", panel(tiles, titles, 256))
+    return sorted(f for f in out.iterdir() if f.is_file())
