@@ -1,0 +1,186 @@
+"""The render stage for one shard: every garment of the shard at every yaw, resumable.
+
+Output layout: see :mod:`anchorudf.render.layout`. A garment is complete when its
+``views.json`` exists (written last, atomically) and records the same params and source
+mesh digest as this run; complete garments are skipped, all others are (re-)rendered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from anchorudf.render.layout import (FAILED_JSON, VIEWS_JSON, garment_seed, image_name, mask_name,
+                                     read_views_json, view_yaws)
+
+RENDER_VERSION = 1  # bump when the look of the images changes (forces re-rendering)
+
+
+@dataclass(frozen=True)
+class _Task:
+    garment_id: str
+    mesh_rel: str
+    digest: str
+
+
+def render_params(cfg, yaws: list[float]) -> dict:
+    """The render params that shape the files (compared on resume; JSON values)."""
+    return {"size": cfg.size, "fill": cfg.fill, "background": list(cfg.background),
+            "image_format": cfg.image_format, "jpeg_quality": cfg.jpeg_quality,
+            "seed": cfg.seed, "yaws": [float(y) for y in yaws], "render_version": RENDER_VERSION}
+
+
+def mesh_digest(garments_dir: Path, rel: str) -> str:
+    """sha1 of the stored mesh (and its material/texture files when it has its own folder)."""
+    path = garments_dir / rel
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: garment mesh missing")
+    files = sorted(p for p in path.parent.iterdir() if p.is_file()) if path.name == "mesh.obj" else [path]
+    h = hashlib.sha1()
+    for p in files:
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def _is_complete(gdir: Path, params: dict, source: dict) -> bool:
+    if not (gdir / VIEWS_JSON).is_file():
+        return False
+    try:
+        meta = read_views_json(gdir)
+    except ValueError:
+        return False
+    return meta.get("params") == params and meta.get("source") == source and all(
+        (gdir / v["image"]).is_file() and (gdir / v["mask"]).is_file() for v in meta.get("views", []))
+
+
+def encode_image(image, fmt: str, quality: int = 95) -> bytes:
+    """PNG (lossless, fast compression) or JPEG bytes of an (H, W[, 3]) uint8 array."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    if fmt == "jpg":
+        Image.fromarray(image).save(buf, format="JPEG", quality=quality)
+    else:
+        # level 1: ~4x faster than the default 6 on rendered cloth, ~25% larger files
+        Image.fromarray(image).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def render_garment(garments_dir: Path, shard_dir: Path, cfg, task: _Task) -> None:
+    """Render one garment into ``shard_dir/<id>/``; ``views.json`` last. Raises on failure."""
+    import numpy as np
+
+    from anchorudf.data.meshio import load_garment
+    from anchorudf.geometry.camera import calib_scale
+    from anchorudf.render.backend import select_backend
+    from anchorudf.render.views import render_views
+    from anchorudf.utils.io import write_bytes, write_json
+
+    gid = task.garment_id
+    gdir = shard_dir / gid
+    (gdir / VIEWS_JSON).unlink(missing_ok=True)  # an interrupted re-render must not look complete
+    yaws = view_yaws(cfg)
+    mesh = load_garment(garments_dir, task.mesh_rel)
+    views = render_views(mesh, yaws, cfg, seed=garment_seed(cfg.seed, gid), name=gid)
+    entries = []
+    for v in views:
+        img, msk = image_name(v.yaw, cfg.image_format), mask_name(v.yaw)
+        write_bytes(gdir / img, encode_image(v.image, cfg.image_format, cfg.jpeg_quality))
+        write_bytes(gdir / msk, encode_image(v.mask.astype(np.uint8) * 255, "png", 0))
+        entries.append({"yaw": v.yaw, "image": img, "mask": msk, "calib": v.calib.tolist(),
+                        "light": v.light})
+    keep = {e["image"] for e in entries} | {e["mask"] for e in entries}
+    for stale in list(gdir.glob("view_*")) + list(gdir.glob("mask_*")):
+        if stale.name not in keep:
+            stale.unlink()
+    write_json(gdir / VIEWS_JSON, {
+        "garment_id": gid, "size": cfg.size, "scale": calib_scale(views[0].calib),
+        "backend": select_backend(cfg.backend), "params": render_params(cfg, yaws),
+        "source": {"mesh": task.mesh_rel, "sha1": task.digest}, "views": entries})
+
+
+# Per-worker state (set once by the pool initializer; the renderer is cached in backend).
+_WORKER: dict = {}
+
+
+def _init_worker(garments_dir: Path, shard_dir: Path, cfg) -> None:
+    _WORKER.update(garments_dir=garments_dir, shard_dir=shard_dir, cfg=cfg)
+
+
+def _run_task(task: _Task) -> tuple[str, str | None]:
+    """(garment id, error message or None); never raises for a bad garment."""
+    try:
+        render_garment(_WORKER["garments_dir"], _WORKER["shard_dir"], _WORKER["cfg"], task)
+        return task.garment_id, None
+    except Exception as exc:  # noqa: BLE001 - reported per garment, the shard goes on
+        return task.garment_id, f"{type(exc).__name__}: {exc}"
+
+
+def _run_all(tasks: list[_Task], garments_dir: Path, shard_dir: Path, cfg):
+    """Yield (garment id, error) for every task, in-process or in a spawn pool."""
+    if cfg.workers <= 1 or len(tasks) <= 1:
+        _init_worker(garments_dir, shard_dir, cfg)
+        for t in tasks:
+            yield _run_task(t)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    with ProcessPoolExecutor(max_workers=min(cfg.workers, len(tasks)), mp_context=mp.get_context("spawn"),
+                             initializer=_init_worker, initargs=(garments_dir, shard_dir, cfg)) as pool:
+        futures = {pool.submit(_run_task, t): t for t in tasks}
+        for fut in as_completed(futures):
+            try:
+                yield fut.result()
+            except BrokenProcessPool as exc:
+                yield futures[fut].garment_id, f"worker process died: {exc}"
+
+
+def render_shard(garments_dir: Path, out_dir: Path, cfg, shard: int) -> dict:
+    """Render shard ``shard`` of ``len(cfg.shards)`` into ``out_dir/shard-{shard}/``.
+
+    Returns ``{"shard", "garments", "rendered", "skipped_existing", "failed": [{"id", "error"}],
+    "views_per_garment", "backend"}``. Failures are warned about, listed in
+    ``shard-{shard}/failed.json`` and skipped; the other garments still render.
+    """
+    from tqdm import tqdm
+
+    from anchorudf.data.manifest import read_manifest, shard_rows
+    from anchorudf.render.backend import select_backend
+    from anchorudf.utils.io import write_json
+
+    garments_dir, out_dir = Path(garments_dir), Path(out_dir)
+    backend = select_backend(cfg.backend)  # before any worker imports OpenGL
+    rows = shard_rows(read_manifest(garments_dir), shard, len(cfg.shards))
+    shard_dir = out_dir / f"shard-{shard}"
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    params = render_params(cfg, view_yaws(cfg))
+    tasks, skipped, failed = [], 0, []
+    for gid, rel in zip(rows["id"], rows["mesh"]):
+        try:
+            task = _Task(gid, rel, mesh_digest(garments_dir, rel))
+        except OSError as exc:
+            failed.append({"id": gid, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        if _is_complete(shard_dir / gid, params, {"mesh": rel, "sha1": task.digest}):
+            skipped += 1
+        else:
+            tasks.append(task)
+    rendered = 0
+    with tqdm(total=len(tasks), desc=f"render shard {shard}", unit="garment", disable=None) as bar:
+        for gid, err in _run_all(tasks, garments_dir, shard_dir, cfg):
+            bar.update(1)
+            if err is None:
+                rendered += 1
+            else:
+                failed.append({"id": gid, "error": err})
+    failed.sort(key=lambda f: f["id"])
+    for f in failed:
+        warnings.warn(f"render: garment {f['id']} failed and was skipped: {f['error']}", stacklevel=2)
+    write_json(shard_dir / FAILED_JSON, failed)
+    return {"shard": shard, "garments": len(rows), "rendered": rendered, "skipped_existing": skipped,
+            "failed": failed, "views_per_garment": len(params["yaws"]), "backend": backend}
