@@ -1,0 +1,267 @@
+"""Stages 3a/3b: build the samples shards and the anchors cache (layout: anchorudf.data.cache).
+
+Both stages resume: every finished garment is written atomically first (samples under
+``shard-{k}/.parts/``, anchors as their final files), so a killed run redoes only the
+unfinished garments. Each garment's RNG is seeded from ``(seed, crc32(garment id))``,
+so a garment's data does not depend on the shard count, the worker count or the order.
+A garment that fails is warned about, listed in ``failed.json`` and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import warnings
+import zlib
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from anchorudf.data.cache import FORMAT, SAMPLE_ARRAYS, anchor_params, params_differ, sample_params, sha256_file
+from anchorudf.utils.io import atomic_path, write_json
+
+
+def garment_rng(seed: int, garment_id: str, stream: int = 0) -> np.random.Generator:
+    """The RNG of one garment: independent of shards, workers and processing order."""
+    return np.random.default_rng([int(seed), zlib.crc32(garment_id.encode("utf-8")), int(stream)])
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, arr)
+
+
+def _sample_one(garments_dir: str, rel: str, gid: str, cfg, part: str) -> tuple[str, str | None]:
+    """Worker: sample one garment into ``part`` (an .npz written atomically)."""
+    from anchorudf.data.meshio import load_garment, mesh_arrays
+    from anchorudf.geometry.sampling import query_points
+
+    try:
+        v, f = mesh_arrays(load_garment(garments_dir, rel))
+        # one BVH thread per worker process when there are several: no oversubscription
+        out = query_points(v, f, cfg, garment_rng(cfg.seed, gid), threads=1 if cfg.workers > 1 else 0)
+        arrays = {name: out[name].astype(dtype) for name, dtype in SAMPLE_ARRAYS.items()}
+        arrays["direction64"] = out["direction"]   # only for measuring the float16 error
+        with atomic_path(part, suffix=".npz") as tmp:
+            np.savez(tmp, **arrays)
+    except Exception as exc:  # noqa: BLE001 - one broken garment must not stop the shard
+        return gid, f"{type(exc).__name__}: {exc}"
+    return gid, None
+
+
+def _anchor_one(garments_dir: str, rel: str, gid: str, cfg, gt_points: int, folder: str) -> tuple[str, str | None]:
+    """Worker: k-means anchors and evaluation surface samples of one garment."""
+    from anchorudf.data.meshio import load_garment, mesh_arrays
+    from anchorudf.geometry.anchors import kmeans_anchors
+    from anchorudf.geometry.sampling import surface_samples
+
+    try:
+        v, f = mesh_arrays(load_garment(garments_dir, rel))
+        pts, _ = surface_samples(v, f, cfg.surface_samples, garment_rng(cfg.seed, gid, 0))
+        km_seed = int(garment_rng(cfg.seed, gid, 1).integers(2**31 - 1))
+        anchors = kmeans_anchors(pts, cfg.count, km_seed, cfg.method)
+        surface, _ = surface_samples(v, f, gt_points, garment_rng(cfg.seed, gid, 2))
+        # surface first: a garment counts as done once its anchors file exists.
+        _save_npy(Path(folder) / f"{gid}_surface.npy", surface.astype(np.float32))
+        _save_npy(Path(folder) / f"{gid}_anchors.npy", anchors)
+    except Exception as exc:  # noqa: BLE001
+        return gid, f"{type(exc).__name__}: {exc}"
+    return gid, None
+
+
+def _run_jobs(fn: Callable, jobs: list[tuple], workers: int, desc: str) -> dict[str, str]:
+    """Run ``fn(*job)`` for all jobs (processes when workers > 1); {garment id: error}."""
+    from tqdm import tqdm
+
+    errors: dict[str, str] = {}
+    bar = tqdm(total=len(jobs), desc=desc, unit="garment", disable=not sys.stderr.isatty())
+    if workers <= 1 or len(jobs) <= 1:
+        results = (fn(*job) for job in jobs)
+        for gid, err in results:
+            if err:
+                errors[gid] = err
+            bar.update()
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # spawn: open3d/Embree and OpenMP thread pools do not survive fork safely.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            for fut in as_completed([pool.submit(fn, *job) for job in jobs]):
+                gid, err = fut.result()
+                if err:
+                    errors[gid] = err
+                bar.update()
+    bar.close()
+    for gid, err in sorted(errors.items()):
+        warnings.warn(f"garment {gid}: skipped, {err}", stacklevel=3)
+    return dict(sorted(errors.items()))
+
+
+def _prepare(folder: Path, state: dict, clear: Callable[[], None]) -> None:
+    """Reset ``folder`` when the params/manifest of its finished or interrupted run differ.
+
+    ``state`` = {"params": ..., "manifest_sha256": ...}; kept in ``.state.json`` while the
+    stage runs and inside ``index.json`` when it is done.
+    """
+    state_path, index = folder / ".state.json", folder / "index.json"
+    old = None
+    if index.is_file():
+        try:
+            old = json.loads(index.read_text())
+        except json.JSONDecodeError:
+            old = {}
+    elif state_path.is_file():
+        old = json.loads(state_path.read_text())
+    if old is not None and (params_differ(old.get("params", {}), state["params"])
+                            or old.get("manifest_sha256") != state["manifest_sha256"]):
+        clear()
+    if index.is_file():
+        index.unlink()   # from here on the folder is "in progress" until index.json is back
+    write_json(state_path, state)
+
+
+def _concat_parts(shard_dir: Path, ids: list[str], parts: Path, num_classes: int) -> tuple[dict, dict, dict]:
+    """Stream the parts into the shard arrays; returns (arrays entry, garments entry, dir error)."""
+    counts = {}
+    for gid in ids:
+        with np.load(parts / f"{gid}.npz") as z:
+            counts[gid] = np.bincount(z["sigma_index"], minlength=num_classes)
+    total = int(sum(c.sum() for c in counts.values()))
+    shapes = {"points": (total, 3), "udf": (total,), "closest": (total, 3), "direction": (total, 3),
+              "sigma_index": (total,)}
+    arrays, garments, err = {}, {}, {"max_angle_rad": 0.0, "max_one_minus_cos": 0.0, "max_abs": 0.0}
+    with _OpenArrays(shard_dir, shapes) as out:
+        offset = 0
+        for gid in ids:
+            n = int(counts[gid].sum())
+            starts = offset + np.concatenate([[0], np.cumsum(counts[gid])[:-1]])
+            garments[gid] = {"offset": offset, "count": n,
+                             "classes": [[int(s), int(c)] for s, c in zip(starts, counts[gid])]}
+            with np.load(parts / f"{gid}.npz") as z:
+                for name in SAMPLE_ARRAYS:
+                    out[name][offset:offset + n] = z[name]
+                _direction_error(z["direction"], z["direction64"], err)
+            offset += n
+    for name in SAMPLE_ARRAYS:
+        path = shard_dir / f"{name}.npy"
+        arrays[name] = {"file": path.name, "shape": list(shapes[name]), "dtype": SAMPLE_ARRAYS[name],
+                        "sha256": sha256_file(path)}
+    return arrays, garments, err
+
+
+def _direction_error(d16: np.ndarray, d64: np.ndarray, acc: dict) -> None:
+    if len(d64) == 0:
+        return
+    d = d16.astype(np.float64)
+    cos = np.clip((d * d64).sum(1) / np.linalg.norm(d, axis=1), -1.0, 1.0)
+    acc["max_abs"] = max(acc["max_abs"], float(np.abs(d - d64).max()))
+    acc["max_one_minus_cos"] = max(acc["max_one_minus_cos"], float((1.0 - cos).max()))
+    acc["max_angle_rad"] = max(acc["max_angle_rad"], float(np.arccos(cos).max()))
+
+
+class _OpenArrays:
+    """Shard arrays as .npy memmaps on temporary names, renamed into place on success."""
+
+    def __init__(self, folder: Path, shapes: dict):
+        self.folder, self.shapes, self._ctx, self.arrays = folder, shapes, [], {}
+
+    def __enter__(self) -> dict:
+        for name, shape in self.shapes.items():
+            ctx = atomic_path(self.folder / f"{name}.npy", suffix=".npy")
+            tmp = ctx.__enter__()
+            self._ctx.append(ctx)
+            self.arrays[name] = np.lib.format.open_memmap(tmp, mode="w+", dtype=SAMPLE_ARRAYS[name], shape=shape)
+        return self.arrays
+
+    def __exit__(self, *exc) -> None:
+        for arr in self.arrays.values():
+            arr.flush()
+        self.arrays.clear()   # close the memmaps before the rename
+        for ctx in self._ctx:
+            ctx.__exit__(*exc)
+
+
+def _garment_rows(garments_dir: Path, shard: int | None, num_shards: int) -> list[tuple[str, str]]:
+    from anchorudf.data.manifest import read_manifest, shard_rows
+
+    df = read_manifest(garments_dir)
+    if shard is not None:
+        df = shard_rows(df, shard, num_shards)
+    return [(str(r.id), str(r.mesh)) for r in df.itertuples(index=False)]
+
+
+def build_sample_shard(garments_dir: Path, cache_dir: Path, cfg, shard: int) -> dict[str, Any]:
+    """Sample every garment of shard ``shard`` into ``cache_dir/samples/shard-{shard}``.
+
+    ``cfg`` is a :class:`anchorudf.config.SampleConfig`. Garments come from the manifest
+    (garment i by id goes to shard i % len(cfg.shards)); ``cfg.workers`` processes. Returns
+    a summary: shard, garments, points, failed ({id: reason}), direction_error.
+    """
+    from anchorudf.geometry.sampling import class_counts
+
+    garments_dir, cache_dir = Path(garments_dir), Path(cache_dir)
+    rows = _garment_rows(garments_dir, shard, len(cfg.shards))
+    shard_dir = cache_dir / "samples" / f"shard-{shard}"
+    parts = shard_dir / ".parts"
+    params = sample_params(cfg)
+    state = {"params": params, "manifest_sha256": sha256_file(garments_dir / "manifest.csv")}
+    _prepare(shard_dir, state, lambda: shutil.rmtree(parts, ignore_errors=True))
+    parts.mkdir(parents=True, exist_ok=True)
+    todo = [(str(garments_dir), rel, gid, cfg, str(parts / f"{gid}.npz"))
+            for gid, rel in rows if not (parts / f"{gid}.npz").is_file()]
+    failed = _run_jobs(_sample_one, todo, cfg.workers, f"samples shard {shard}")
+    ids = [gid for gid, _ in rows if gid not in failed]
+    num_classes = len(class_counts(cfg))
+    arrays, garments, derr = _concat_parts(shard_dir, ids, parts, num_classes)
+    write_json(shard_dir / "failed.json", failed)
+    index = {"format": FORMAT, "kind": "samples", "shard": int(shard), "num_shards": len(cfg.shards),
+             "params": params, "manifest_sha256": state["manifest_sha256"],
+             "classes": ["uniform"] + [f"sigma={s}" for s in cfg.sigmas],
+             "total": int(sum(g["count"] for g in garments.values())), "arrays": arrays,
+             "garments": garments, "failed": sorted(failed), "direction_error": derr}
+    write_json(shard_dir / "index.json", index)
+    shutil.rmtree(parts)
+    (shard_dir / ".state.json").unlink(missing_ok=True)
+    return {"shard": int(shard), "garments": len(ids), "points": index["total"], "failed": failed,
+            "direction_error": derr}
+
+
+def build_anchors(garments_dir: Path, cache_dir: Path, cfg, gt_points: int, workers: int = 1) -> dict[str, Any]:
+    """k-means anchors and ``gt_points`` evaluation surface samples of every garment.
+
+    ``cfg`` is a :class:`anchorudf.config.AnchorsConfig`. Writes ``cache_dir/anchors``
+    (layout in anchorudf.data.cache). Returns a summary: garments, failed ({id: reason}).
+    """
+    garments_dir, folder = Path(garments_dir), Path(cache_dir) / "anchors"
+    rows = _garment_rows(garments_dir, None, 1)
+    params = anchor_params(cfg, gt_points)
+
+    def clear() -> None:
+        for p in list(folder.glob("*_anchors.npy")) + list(folder.glob("*_surface.npy")):
+            p.unlink()
+
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {"params": params, "manifest_sha256": sha256_file(garments_dir / "manifest.csv")}
+    _prepare(folder, state, clear)
+    todo = [(str(garments_dir), rel, gid, cfg, int(gt_points), str(folder))
+            for gid, rel in rows if not (folder / f"{gid}_anchors.npy").is_file()]
+    failed = _run_jobs(_anchor_one, todo, workers, "anchors")
+    garments = {}
+    for gid, _ in rows:
+        if gid in failed:
+            continue
+        garments[gid] = {}
+        for kind in ("anchors", "surface"):
+            path = folder / f"{gid}_{kind}.npy"
+            arr = np.load(path, mmap_mode="r")
+            garments[gid][kind] = {"file": path.name, "shape": list(arr.shape), "dtype": str(arr.dtype),
+                                   "sha256": sha256_file(path)}
+    write_json(folder / "failed.json", failed)
+    write_json(folder / "index.json", {"format": FORMAT, "kind": "anchors", "params": params,
+                                       "manifest_sha256": state["manifest_sha256"],
+                                       "garments": garments, "failed": sorted(failed)})
+    (folder / ".state.json").unlink(missing_ok=True)
+    return {"garments": len(garments), "failed": failed}
