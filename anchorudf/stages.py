@@ -116,8 +116,11 @@ def _diversity(meshes: dict, specs: list, out: Path) -> dict:
 
 def _check_failures(stage: str, summary: dict, strict: bool) -> dict:
     failed = summary.get("failed") or []
+    if isinstance(failed, dict):  # {garment id: error}
+        failed = [{"id": k, "error": v} for k, v in sorted(failed.items())]
     if failed:
-        names = ", ".join(str(f.get("id", f) if isinstance(f, dict) else f) for f in failed[:10])
+        names = ", ".join(f"{f['id']} ({f.get('error', '')})" if isinstance(f, dict) else str(f)
+                          for f in failed[:10])
         log.warning("%s: %d garment(s) failed and were skipped: %s", stage, len(failed), names)
         if strict:
             raise StageError(f"{stage}: {len(failed)} garment(s) failed: {names}")
@@ -135,7 +138,7 @@ def render(p: Params, garments_dir: Path, out_dir: Path, shard: int) -> dict:
 
 def sample(p: Params, garments_dir: Path, cache_dir: Path, shard: int) -> dict:
     """Stage 3a: query points and exact targets of shard ``shard`` into ``cache_dir/samples``."""
-    from anchorudf.data.cache import build_sample_shard
+    from anchorudf.data.sample_stage import build_sample_shard
 
     _check_shard("sample", shard, p.sample.shards)
     return _check_failures("sample", build_sample_shard(Path(garments_dir), Path(cache_dir), p.sample, shard),
@@ -144,7 +147,7 @@ def sample(p: Params, garments_dir: Path, cache_dir: Path, shard: int) -> dict:
 
 def anchors(p: Params, garments_dir: Path, cache_dir: Path) -> dict:
     """Stage 3b: k-means anchors and evaluation surface samples into ``cache_dir/anchors``."""
-    from anchorudf.data.cache import build_anchors
+    from anchorudf.data.sample_stage import build_anchors
 
     return _check_failures("anchors", build_anchors(Path(garments_dir), Path(cache_dir), p.anchors,
                                                     p.evaluate.gt_points, workers=p.sample.workers),

@@ -1,0 +1,179 @@
+"""The training dataset: (garment, view) items built from the render and sample caches.
+
+Each item follows the trainer's schema (all float32 tensors)::
+
+    image      (3, H, W)  RGB in [0, 1], 0 outside the mask
+    mask       (1, H, W)  {0, 1}
+    calib      (4, 4)     garment frame -> NDC of this (augmented) view
+    points     (N, 3)     query points, NDC
+    udf        (N,)       exact unsigned distance, NDC units (garment distance * calib scale)
+    direction  (N, 3)     unit (p - q) / |p - q|, NDC
+    anchors    (K, 3)     k-means anchor targets, NDC
+
+Augmentation (flip, scale, shift) is one 2D similarity ``A`` applied in NDC: the image is
+resampled through ``A``, and ``calib`` becomes ``A @ calib``, so points, distances,
+directions and anchors stay consistent with the pixels by construction.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from anchorudf.config import Params
+from anchorudf.geometry.camera import calib_scale
+
+
+@dataclass(frozen=True)
+class ViewRef:
+    garment_id: str
+    yaw: float
+    image: Path
+    mask: Path
+    calib: np.ndarray  # (4, 4) float64
+
+
+def item_seed(seed: int, step: int, index: int) -> int:
+    """A 63-bit seed for one item draw, stable across runs, resumes and ranks."""
+    return int(np.random.SeedSequence([seed, step, index]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def load_rgb_mask(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 image and (H, W) bool mask from the render stage's files."""
+    from PIL import Image
+
+    with Image.open(image_path) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    with Image.open(mask_path) as im:
+        mask = np.asarray(im.convert("L")) > 127
+    if rgb.shape[:2] != mask.shape:
+        raise ValueError(f"{image_path}: image {rgb.shape[:2]} and mask {mask.shape} differ in size")
+    return rgb, mask
+
+
+def image_tensors(rgb: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masked (3, H, W) float image in [0, 1] and (1, H, W) mask."""
+    m = torch.from_numpy(mask.astype(np.float32))[None]
+    img = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1) * m
+    return img, m
+
+
+def augmentation_matrix(rng: np.random.Generator, flip: bool, scale_jitter: float,
+                        shift_jitter: float) -> np.ndarray:
+    """A 4x4 similarity acting on NDC: optional x-mirror, isotropic scale, xy shift."""
+    a = np.eye(4)
+    s = 1.0 + rng.uniform(-scale_jitter, scale_jitter) if scale_jitter > 0 else 1.0
+    tx, ty = (rng.uniform(-shift_jitter, shift_jitter, 2) if shift_jitter > 0 else (0.0, 0.0))
+    mirror = -1.0 if (flip and rng.random() < 0.5) else 1.0
+    a[:3, :3] = np.diag([mirror * s, s, s])
+    a[0, 3], a[1, 3] = tx, ty
+    return a
+
+
+def warp_image(img: torch.Tensor, aug: np.ndarray, mode: str = "bilinear") -> torch.Tensor:
+    """Resample a (C, H, W) image so that NDC point ``x`` moves to ``aug @ x`` (xy part)."""
+    if np.allclose(aug, np.eye(4)):
+        return img
+    _, h, w = img.shape
+    inv = np.linalg.inv(aug)
+    ys = 1.0 - (2.0 * np.arange(h) + 1.0) / h
+    xs = (2.0 * np.arange(w) + 1.0) / w - 1.0
+    gx, gy = np.meshgrid(xs, ys)  # output pixel centres in NDC, (H, W)
+    sx = inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 3]
+    sy = inv[1, 0] * gx + inv[1, 1] * gy + inv[1, 3]
+    # grid_sample takes (x, -y): row 0 is NDC y = +1.
+    grid = torch.from_numpy(np.stack([sx, -sy], axis=-1).astype(np.float32))[None]
+    return F.grid_sample(img[None], grid, mode=mode, padding_mode="zeros", align_corners=False)[0]
+
+
+def transform_targets(calib: np.ndarray, points: np.ndarray, udf: np.ndarray,
+                      direction: np.ndarray, anchors: np.ndarray) -> dict[str, np.ndarray]:
+    """Garment-frame targets -> NDC of ``calib`` (distances scaled, directions rotated)."""
+    m3, t = calib[:3, :3], calib[:3, 3]
+    d = direction @ m3.T
+    d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+    return {"points": points @ m3.T + t, "udf": udf * calib_scale(calib), "direction": d,
+            "anchors": anchors @ m3.T + t}
+
+
+class GarmentViewDataset(torch.utils.data.Dataset):
+    """(garment, view) pairs of one split; index with ``(index, seed)`` for a seeded draw.
+
+    ``dataset[i]`` uses a seed derived from ``i`` alone; the trainer passes
+    ``(i, item_seed(train.seed, step, i))`` so every draw (points, augmentation) is a pure
+    function of (seed, step, index): resumed and distributed runs see the same items.
+    """
+
+    def __init__(self, views: list[ViewRef], reader, params: Params, augment: bool = True):
+        if not views:
+            raise ValueError("no training views: are the render and sample caches built?")
+        self.views, self.reader, self.p, self.augment = views, reader, params, augment
+        self._images: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return len(self.views)
+
+    def _rgb_mask(self, index: int):
+        if index not in self._images:
+            v = self.views[index]
+            self._images[index] = load_rgb_mask(v.image, v.mask)
+        return self._images[index]
+
+    def __getitem__(self, key) -> dict[str, torch.Tensor]:
+        index, seed = key if isinstance(key, tuple) else (key, zlib.crc32(str(key).encode()))
+        v = self.views[index]
+        rng = np.random.default_rng(seed)
+        t = self.p.train
+        aug = (augmentation_matrix(rng, t.flip, t.scale_jitter, t.shift_jitter) if self.augment
+               else np.eye(4))
+        calib = aug @ v.calib
+        rgb, mask = self._rgb_mask(index)
+        img, m = image_tensors(rgb, mask)
+        img, m = warp_image(img, aug), (warp_image(m, aug, mode="nearest"))
+        s = self.reader.draw(v.garment_id, t.points, list(t.sigma_mix), rng)
+        tg = transform_targets(calib, s["points"].astype(np.float64), s["udf"].astype(np.float64),
+                               s["direction"].astype(np.float64),
+                               np.asarray(self.reader.anchors(v.garment_id), dtype=np.float64))
+        out = {"image": img, "mask": m, "calib": torch.from_numpy(calib.astype(np.float32))}
+        out.update({k: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for k, a in tg.items()})
+        return out
+
+
+def view_refs(render_dir: Path, garment_ids: list[str], yaws: list[float] | None = None) -> list[ViewRef]:
+    """All rendered views of ``garment_ids`` (optionally only ``yaws``), in id then yaw order."""
+    from anchorudf.render import load_views
+
+    refs = []
+    for gid in garment_ids:
+        for v in load_views(render_dir, gid):
+            if yaws is None or any(abs(v.yaw - y) < 1e-6 for y in yaws):
+                refs.append(ViewRef(gid, float(v.yaw), Path(v.image), Path(v.mask),
+                                    np.asarray(v.calib, dtype=np.float64)))
+    return refs
+
+
+def build_dataset(params: Params, split: str = "train", *, garments_dir: Path = Path("data/garments"),
+                  render_dir: Path = Path("data/render"), cache_dir: Path = Path("data/cache"),
+                  augment: bool | None = None) -> GarmentViewDataset:
+    """The dataset of ``split`` from the pipeline's output folders (verifies the caches)."""
+    from anchorudf.data.cache import SampleReader, verify_cache
+    from anchorudf.data.manifest import read_manifest
+
+    verify_cache(cache_dir, sample_cfg=params.sample, anchors_cfg=params.anchors,
+                 gt_points=params.evaluate.gt_points)
+    df = read_manifest(garments_dir)
+    ids = [i for i in df.loc[df["split"] == split, "id"]]
+    reader = SampleReader(cache_dir)
+    missing = sorted(set(ids) - set(reader.garment_ids))
+    ids = [i for i in ids if i in set(reader.garment_ids)]
+    if missing:
+        import warnings
+
+        warnings.warn(f"{len(missing)} {split} garments have no samples (failed earlier?): {missing[:5]}")
+    return GarmentViewDataset(view_refs(render_dir, ids), reader, params,
+                              augment=(split == "train") if augment is None else augment)

@@ -1,0 +1,97 @@
+"""End-to-end preprocessing of a tiny generic dataset, and the training items built from it."""
+
+import numpy as np
+import pytest
+import trimesh
+
+from anchorudf import stages
+from anchorudf.config import load_params
+from anchorudf.geometry.camera import calib_scale, ndc_to_pixel, project, unproject
+
+
+def _open_tube(radius, height, seed):
+    m = trimesh.creation.cylinder(radius, height, sections=24)
+    keep = np.abs(m.face_normals[:, 2]) < 0.5  # drop the caps: an open "skirt"
+    m = trimesh.Trimesh(m.vertices, m.faces[keep], process=True)
+    m = m.subdivide().subdivide()
+    rng = np.random.default_rng(seed)
+    m.vertices += rng.normal(0, 0.003, m.vertices.shape)
+    m.visual.vertex_colors = np.tile(rng.integers(0, 255, 4, dtype=np.uint8), (len(m.vertices), 1))
+    # Z up in the source: tests the up-axis rotation as well
+    return m
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    src = root / "src"
+    for i in range(4):
+        cat = "skirt" if i % 2 else "trousers"
+        (src / cat).mkdir(parents=True, exist_ok=True)
+        _open_tube(0.2 + 0.03 * i, 0.6 + 0.05 * i, i).export(src / cat / f"g{i}.ply")
+    (src / "skirt" / "broken.obj").write_text("this is not a mesh\n")
+    p = load_params(None, ["garments.source=generic", f"garments.input={src}", "garments.test_fraction=0.25",
+                           "render.size=64", "render.yaw_step=90", "render.shards=[0, 1]",
+                           "sample.points_per_garment=4000", "sample.shards=[0, 1]",
+                           "anchors.count=16", "anchors.surface_samples=500", "evaluate.gt_points=2000",
+                           "train.points=256"])
+    out = root / "data"
+    summary = stages.preprocess(p, out, up_axis="+Z")
+    return p, out, summary
+
+
+def test_preprocess_outputs_and_rejects(data):
+    p, out, summary = data
+    assert summary["garments"]["garments"] == 4 and summary["garments"]["rejected"] == 1
+    rejects = (out / "garments" / "rejects.csv").read_text()
+    assert "broken.obj" in rejects
+    assert sum(s["rendered"] for s in summary["render"]) == 4
+    assert len(list((out / "render").glob("shard-*/*/views.json"))) == 4
+    assert (out / "cache" / "anchors" / "index.json").is_file()
+
+
+def test_training_items_line_up_with_pixels(data):
+    from anchorudf.train.data import build_dataset
+
+    p, out, _ = data
+    ds = build_dataset(p, "train", garments_dir=out / "garments", render_dir=out / "render",
+                       cache_dir=out / "cache")
+    assert len(ds) == 3 * 6  # 3 train garments x yaws {0, 40, 90, 180, 270, 320} (test yaws too)
+    for i in range(len(ds)):
+        item = ds[(i, 1234 + i)]
+        calib = item["calib"].numpy().astype(np.float64)
+        k = calib_scale(calib)
+        assert item["image"].shape == (3, 64, 64) and item["points"].shape == (256, 3)
+        # distances are NDC units: garment udf * scale
+        v = ds.views[i]
+        raw = ds.reader.draw(v.garment_id, 256, list(p.train.sigma_mix), np.random.default_rng(0))
+        assert np.isclose(k, calib_scale(v.calib), rtol=0.06)
+        # near-surface points (udf < half a pixel) project onto the (augmented) mask, up to
+        # the pixel rounding of the mask's edge: a flipped axis or a wrong scale would miss.
+        from scipy.ndimage import distance_transform_edt
+
+        pts = item["points"].numpy()
+        near = item["udf"].numpy() < 0.5 * 2 / 64
+        uv = np.round(ndc_to_pixel(pts[near], 64, 64)).astype(int).clip(0, 63)
+        mask = item["mask"][0].numpy() > 0.5
+        assert distance_transform_edt(~mask)[uv[:, 1], uv[:, 0]].max() <= 1.5
+        # anchors and directions are consistent with the calib
+        assert np.allclose(np.linalg.norm(item["direction"].numpy(), axis=1), 1, atol=1e-3)
+        assert np.abs(item["anchors"].numpy()).max() < 1.0
+        assert raw["points"].shape == (256, 3)
+
+
+def test_targets_transform_exactly(data):
+    from anchorudf.data.cache import load_samples
+    from anchorudf.train.data import augmentation_matrix, transform_targets
+
+    p, out, _ = data
+    gid = sorted(x.name for x in (out / "render").glob("shard-*/*") if x.is_dir())[0]
+    s = load_samples(out / "cache", gid)
+    calib = augmentation_matrix(np.random.default_rng(3), True, 0.1, 0.1) @ np.diag([1.5, 1.5, 1.5, 1.0])
+    t = transform_targets(calib, s["points"][:50].astype(float), s["udf"][:50].astype(float),
+                          s["direction"][:50].astype(float), s["anchors"].astype(float))
+    closest_ndc = project(calib, s["closest"][:50].astype(float))
+    # q + udf * direction == p holds in NDC too
+    assert np.allclose(closest_ndc + t["udf"][:, None] * t["direction"], t["points"], atol=1e-4)
+    assert np.allclose(unproject(calib, t["points"]), s["points"][:50], atol=1e-5)
