@@ -1,0 +1,460 @@
+"""The embedded default garment set: open garment surfaces generated from anny bodies.
+
+Six categories (``anchorudf.config.CATEGORIES``): tops (tshirt, longsleeve, longcoat) and
+bottoms (trousers, shorts, skirt). :func:`plan_garments` draws every parameter of every
+garment from one seed (body shape, pose, fit, lengths, flare, neckline, waistband, folds,
+drape, colour pattern) into :class:`GarmentSpec` records; :func:`generate_garment` turns one
+spec into a mesh, deterministically (same spec, same bytes).
+
+Construction (anny frame: metres, +Z up, front -Y): tops, trousers and shorts are cut out
+of MakeHuman's ``helper-tights`` bodysuit with smooth scalar fields evaluated on the rest
+(A-pose) body (neckline, hem, sleeve and leg cuts), then offset outwards by the fit,
+smoothed, wrinkled and pushed out of the body. Skirts, and the lower part of long coats,
+are swept down from a waist (or the coat's hip-level hem) around the support function of
+the posed legs, so they bridge between the legs like fabric. The returned mesh is in the
+garment orientation: metres, +Y up, the front facing +Z, i.e. anny (x, y, z) -> (x, z, -y).
+It is not normalised (the garments stage centres and scales it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from anchorudf.config import CATEGORIES
+from anchorudf.data import anny_body as ab
+
+TOPS = ("tshirt", "longsleeve", "longcoat")
+BOTTOMS = ("trousers", "shorts", "skirt")
+EXPECTED_LOOPS = {"tshirt": 4, "longsleeve": 4, "longcoat": 4, "trousers": 3, "shorts": 3, "skirt": 2}
+PATTERNS = ("solid", "hstripes", "vstripes", "checks", "gradient")
+_MARGIN = 0.004  # metres kept between a pushed-out garment vertex and the skin
+
+
+@dataclass(frozen=True)
+class GarmentSpec:
+    """Everything needed to regenerate one garment (lengths in metres unless noted)."""
+
+    garment_id: str  # e.g. "tshirt_0007"
+    category: str  # one of anchorudf.config.CATEGORIES
+    body_id: str  # body instance; a top and a bottom share one body
+    split: str  # "train" | "test" (by body)
+    seed: int  # per-garment seed of the noise fields (wrinkle phases and directions)
+    phenotype: tuple[float, ...]  # anny gender, age, muscle, weight, height, proportions in [0, 1]
+    pose: str  # one of anny_body.POSES
+    pose_strength: float  # scale of the pose's angles (1 = nominal)
+    pose_jitter: tuple[float, ...]  # 6 small extra angles in degrees (see anny_body.pose_rotations)
+    fit: float  # ease: offset of the fabric from the tights, metres (tight 0.004 .. loose 0.06)
+    length: float  # hem/leg length in [0, 1]: 0 = shortest, 1 = longest of the category
+    sleeve: float  # sleeve length in [0, 1] (tops), 0 = shortest of the category
+    flare: float  # widening towards the hem in [0, 1] (trousers, skirt, coat)
+    neck_depth: float  # front neckline dip, metres
+    neck_width: float  # neckline radius around the neck, metres
+    neck_shape: float  # 0 = round/scoop .. 1 = V
+    rise: float  # waist height of bottoms in [0, 1] (low .. high)
+    waistband: float  # waistband height, metres
+    hem_tilt: float  # hem height difference back minus front, metres
+    wrinkle_amp: float  # amplitude of the low-frequency wrinkle field, metres
+    wrinkle_scale: float  # wavelength of the wrinkle field, metres
+    fold_amp: float  # amplitude of ring folds (cuffs, knees) and skirt folds, metres
+    fold_count: int  # number of vertical folds around a skirt
+    drape: float  # asymmetric drape: sideways hang of the lower garment, metres
+    pattern: str  # one of PATTERNS
+    color_a: tuple[int, int, int]  # RGB
+    color_b: tuple[int, int, int]  # RGB of stripes/checks/gradient end
+    pattern_scale: float  # stripe/check period, metres
+
+
+# ----------------------------------------------------------------------------- planning
+
+def _rng(seed: int, *keys: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(seed), *map(int, keys)]))
+
+
+def _body_params(rng: np.random.Generator) -> dict:
+    """Adult anny phenotypes (age >= 0.62: young adult .. old) and a pose."""
+    phen = (rng.uniform(0, 1), rng.uniform(0.62, 1.0), rng.uniform(0.1, 0.9), rng.uniform(0.05, 0.95),
+            rng.uniform(0.2, 1.0), rng.uniform(0.1, 0.9))
+    pose = ab.POSES[int(rng.integers(len(ab.POSES)))]
+    jitter = rng.normal(0, [3, 4, 3, 8, 5, 5])
+    jitter[4:] = np.abs(jitter[4:])  # arms only spread outwards: no arm pressed into the chest
+    jitter = tuple(float(x) for x in jitter)
+    return {"phenotype": tuple(round(float(x), 6) for x in phen), "pose": pose,
+            "pose_strength": round(float(rng.uniform(0.6, 1.25)), 6),
+            "pose_jitter": tuple(round(x, 6) for x in jitter)}
+
+
+def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
+    import colorsys
+
+    h, s, v = rng.uniform(0, 1), rng.uniform(0.1, 0.85), rng.uniform(0.2, 0.95)
+    return tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(h, s, v))
+
+
+def _garment_params(rng: np.random.Generator) -> dict:
+    u = lambda lo, hi: round(float(rng.uniform(lo, hi)), 6)  # noqa: E731
+    return {"fit": u(0.004, 0.06), "length": u(0, 1), "sleeve": u(0, 1), "flare": u(0, 1),
+            "neck_depth": u(0.0, 0.16), "neck_width": u(0.06, 0.11), "neck_shape": u(0, 1),
+            "rise": u(0, 1), "waistband": u(0.01, 0.06), "hem_tilt": u(-0.03, 0.08),
+            "wrinkle_amp": u(0.002, 0.008), "wrinkle_scale": u(0.07, 0.25),
+            "fold_amp": u(0.0, 0.025), "fold_count": int(rng.integers(5, 15)),
+            "drape": u(-0.06, 0.06), "pattern": PATTERNS[int(rng.integers(len(PATTERNS)))],
+            "color_a": _colour(rng), "color_b": _colour(rng), "pattern_scale": u(0.05, 0.14)}
+
+
+def plan_garments(count: int, categories: list[str], seed: int, test_fraction: float) -> list[GarmentSpec]:
+    """Plan ``count`` garments, categories round-robin, a top and a bottom per body.
+
+    Garment ``i`` has category ``categories[i % len(categories)]`` and id
+    ``f"{category}_{i:04d}"``; it is worn by the first body that has no garment of its
+    kind (top/bottom) yet. The split is by body: first, for each category without a test
+    garment, one of its bodies becomes test if the category keeps a train body; then
+    random bodies until ``round(test_fraction * bodies)`` (at least one, never all) are
+    test. Deterministic in ``seed``.
+    """
+    if count < 1:
+        raise ValueError(f"garments.count must be >= 1, got {count}")
+    bad = [c for c in categories if c not in CATEGORIES]
+    if not categories or bad:
+        raise ValueError(f"garments.categories: unknown {bad or 'empty list'}; expected some of {CATEGORIES}")
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"garments.test_fraction must be in [0, 1), got {test_fraction}")
+    cats = [categories[i % len(categories)] for i in range(count)]
+    bodies: list[dict] = []  # {"top": i or None, "bottom": i or None}
+    body_of = []
+    for i, c in enumerate(cats):
+        kind = "top" if c in TOPS else "bottom"
+        b = next((k for k, body in enumerate(bodies) if body[kind] is None), None)
+        if b is None:
+            bodies.append({"top": None, "bottom": None})
+            b = len(bodies) - 1
+        bodies[b][kind] = i
+        body_of.append(b)
+    test = _test_bodies(cats, body_of, len(bodies), seed, test_fraction)
+    specs = []
+    for i, c in enumerate(cats):
+        b = body_of[i]
+        specs.append(GarmentSpec(
+            garment_id=f"{c}_{i:04d}", category=c, body_id=f"body_{b:04d}",
+            split="test" if b in test else "train",
+            seed=int(np.random.SeedSequence([int(seed), 2, i]).generate_state(1)[0]),
+            **_body_params(_rng(seed, 1, b)), **_garment_params(_rng(seed, 3, i))))
+    return specs
+
+
+def _test_bodies(cats: list[str], body_of: list[int], n_bodies: int, seed: int, fraction: float) -> set[int]:
+    rng = _rng(seed, 4)
+    n_test = int(round(fraction * n_bodies))
+    if fraction > 0 and n_bodies >= 2:
+        n_test = min(max(n_test, 1), n_bodies - 1)
+    test: set[int] = set()
+    order = [int(b) for b in rng.permutation(n_bodies)]
+    # Coverage first: a test body per category, as long as the category keeps a train body.
+    for c in dict.fromkeys(cats):
+        owners = sorted({body_of[i] for i, x in enumerate(cats) if x == c}, key=order.index)
+        if fraction > 0 and len(owners) >= 2 and not test.intersection(owners) and len(test) < n_bodies - 1:
+            test.add(owners[0])
+    for b in order:
+        if len(test) >= n_test:
+            break
+        test.add(b)
+    return test
+
+
+# ---------------------------------------------------------------------------- generation
+
+PHENOTYPES = ("gender", "age", "muscle", "weight", "height", "proportions")
+_ANNY_TO_GARMENT = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # p_out = p @ this
+# Columns of the vertex data rows carried through subdivision and clipping.
+_P, _R, _W = slice(0, 3), slice(3, 6), slice(6, 10)  # posed xyz, rest xyz, arm L/R + leg L/R weights
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+def posed_body(spec: GarmentSpec, cache_dir: Path) -> ab.PosedBody:
+    """The shaped and posed anny body a garment is made on (anny frame, metres)."""
+    assets = ab.body_assets(cache_dir)
+    if len(spec.phenotype) != len(PHENOTYPES):
+        raise ValueError(f"{spec.garment_id}: phenotype needs {len(PHENOTYPES)} values {PHENOTYPES}")
+    return ab.pose_body(assets, dict(zip(PHENOTYPES, spec.phenotype)), spec.pose,
+                        spec.pose_strength, spec.pose_jitter)
+
+
+def garment_body(spec: GarmentSpec, cache_dir: Path):
+    """The body of ``spec`` as a watertight trimesh in the garment orientation (metres,
+    +Y up, front +Z): the reference for "no garment vertex inside the body"."""
+    import trimesh
+
+    body = posed_body(spec, cache_dir)
+    return trimesh.Trimesh(body.vertices @ _ANNY_TO_GARMENT, body.faces, process=False)
+
+
+def generate_garment(spec: GarmentSpec, cache_dir: Path):
+    """One garment as a ``trimesh.Trimesh``: metres, +Y up, front +Z, not normalised.
+
+    An open, connected surface with ``EXPECTED_LOOPS[category]`` boundary loops, consistent
+    winding (normals outwards), no vertex inside its body, and per-vertex RGBA colours.
+    Deterministic: the same spec gives the same bytes. Raises ``ValueError`` naming the
+    garment when the spec is invalid or the surface fails these checks.
+    """
+    import trimesh
+
+    from anchorudf.geometry.topology import boundary_loops
+
+    if spec.category not in CATEGORIES:
+        raise ValueError(f"{spec.garment_id}: unknown category {spec.category!r}")
+    assets = ab.body_assets(cache_dir)
+    body = posed_body(spec, cache_dir)
+    body_mesh = trimesh.Trimesh(body.vertices, body.faces, process=False)
+    rng = np.random.default_rng(spec.seed)
+    if spec.category == "skirt":
+        verts, faces = _skirt(spec, body, assets, rng)
+    else:
+        faces, data = _tights_piece(spec, body, assets)
+        verts = _dress(spec, body, body_mesh, faces, data, rng)
+        if spec.category == "longcoat":
+            verts, faces = _coat_skirt(spec, body, assets, verts, faces, rng)
+    verts, left = ab.push_out(verts, body_mesh, _MARGIN)
+    if left:
+        raise ValueError(f"{spec.garment_id}: {left} vertices stay inside the body after push-out")
+    loops = boundary_loops(faces)
+    if loops != EXPECTED_LOOPS[spec.category]:
+        raise ValueError(f"{spec.garment_id}: {loops} boundary loops, expected {EXPECTED_LOOPS[spec.category]}")
+    colours = _colours(spec, verts)
+    return trimesh.Trimesh(verts @ _ANNY_TO_GARMENT, faces, vertex_colors=colours, process=False)
+
+
+def _landmarks(j: dict) -> dict:
+    """Heights (z) of the body's landmarks from a joints dict (rest or posed)."""
+    crotch = 0.5 * (j["upperleg01.L"][2] + j["upperleg01.R"][2])
+    neck = j["neck01"][2]
+    return {"crotch": crotch, "neck": neck, "torso": neck - crotch,
+            "leg": crotch - 0.5 * (j["foot.L"][2] + j["foot.R"][2])}
+
+
+def _limb_s(rest: np.ndarray, j: dict, side: str, arm: bool) -> np.ndarray:
+    names = ("upperarm01", "lowerarm01", "wrist") if arm else ("upperleg01", "lowerleg01", "foot")
+    a, b, c = (j[f"{n}.{side}"] for n in names)
+    return ab.limb_coordinate(rest, a, b, c)
+
+
+def _limb_cut(data: np.ndarray, j: dict, side: str, arm: bool, length: float) -> np.ndarray:
+    """Field <= 0 on the part of a limb above ``length`` (limb units: 1 = elbow/knee,
+    2 = wrist/ankle) and on the trunk; blended by the skinning weight of the limb so the
+    zero level stays a smooth ring (slanted near the armpit/crotch like a real seam)."""
+    w = data[:, 6 + (0 if arm else 2) + (0 if side == "L" else 1)]
+    return w * (_limb_s(data[:, _R], j, side, arm) - length) - 0.3 * (1.0 - w)
+
+
+def _tights_piece(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets):
+    """Cut the (once subdivided) tights into the garment's piece: (faces, data rows)."""
+    quads = assets.tights_quads
+    used, inv = np.unique(quads, return_inverse=True)
+    g = assets.groups
+    data = np.concatenate([body.vertices[used], body.rest[used],
+                           np.stack([g["arm_L"], g["arm_R"], g["leg_L"], g["leg_R"]], 1)[used]], 1)
+    quads, data = ab.subdivide_quads(inv.reshape(-1, 4), data)
+    faces = ab.quads_to_triangles(quads)
+    j, lm = body.joints_rest, _landmarks(body.joints_rest)
+    rest = lambda: data[:, _R]  # noqa: E731  (data changes after every cut)
+    if spec.category in TOPS:
+        r = rest()
+        nx, ny = j["neck01"][0], j["neck01"][1]
+        rho = np.hypot(r[:, 0] - nx, r[:, 1] - ny)
+        front = _smoothstep((ny - r[:, 1]) / 0.05)
+        q = 1.0 + 2.0 * (1.0 - spec.neck_shape)  # 1: V-neck, 3: round/scoop
+        dip = np.clip(1.0 - (np.abs(r[:, 0] - nx) / (0.9 * spec.neck_width)) ** q, 0.0, 1.0)
+        cut = lm["neck"] - 0.01 + 1.5 * (rho - spec.neck_width) - spec.neck_depth * dip * front
+        faces, data = ab.clip_mesh(faces, data, r[:, 2] - cut)
+        lo, hi = _sleeve_range(spec.category)
+        for side in "LR":
+            faces, data = ab.clip_mesh(faces, data, _limb_cut(data, j, side, True, lo + (hi - lo) * spec.sleeve))
+        w_arm = data[:, 6] + data[:, 7]
+        if spec.category == "longcoat":  # flat hip-level hem in the posed body; the sweep goes on from it
+            z, hem = data[:, 2], _landmarks(body.joints)["crotch"] + 0.05
+        else:
+            z = data[:, 5]
+            side = np.tanh(data[:, 4] / 0.1)  # -1 front .. +1 back
+            hem = lm["crotch"] + lm["torso"] * (0.33 - 0.24 * spec.length) - 0.5 * spec.hem_tilt * side
+            hem = np.maximum(hem, lm["crotch"] + 0.04)
+        faces, data = ab.clip_mesh(faces, data, (hem - z) * (1.0 - w_arm) - 0.05 * w_arm)
+    else:
+        r = rest()
+        back = np.tanh(r[:, 1] / 0.1)
+        waist = lm["crotch"] + lm["torso"] * (0.17 + 0.25 * spec.rise) + 0.015 * back
+        faces, data = ab.clip_mesh(faces, data, r[:, 2] - waist)
+        lo, hi = (1.6, 1.95) if spec.category == "trousers" else (0.3, 0.95)
+        for side in "LR":
+            faces, data = ab.clip_mesh(faces, data, _limb_cut(data, j, side, False, lo + (hi - lo) * spec.length))
+    return ab.largest_piece(faces, data)
+
+
+def _sleeve_range(category: str) -> tuple[float, float]:
+    return {"tshirt": (0.25, 0.95), "longsleeve": (1.5, 1.95), "longcoat": (1.7, 1.95)}[category]
+
+
+def _wrinkle_field(points: np.ndarray, spec: GarmentSpec, rng: np.random.Generator, waves: int = 6) -> np.ndarray:
+    """Smooth random field in [-1, 1]-ish: a sum of plane waves of wavelength ~wrinkle_scale."""
+    dirs = rng.normal(size=(waves, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    k = 2 * np.pi / (spec.wrinkle_scale * rng.uniform(0.7, 1.4, waves))
+    phase = rng.uniform(0, 2 * np.pi, waves)
+    return np.sin(points @ (dirs * k[:, None]).T + phase).sum(axis=1) / np.sqrt(waves / 2)
+
+
+def _dress(spec: GarmentSpec, body: ab.PosedBody, body_mesh, faces: np.ndarray, data: np.ndarray,
+           rng: np.random.Generator) -> np.ndarray:
+    """Offset the tights piece by the fit, smooth it, add wrinkles, folds and drape."""
+    pos, rest, w = data[:, _P], data[:, _R], data[:, _W]
+    j, lm = body.joints_rest, _landmarks(body.joints_rest)
+    w_arm, w_leg = w[:, 0] + w[:, 1], w[:, 2] + w[:, 3]
+    ease = spec.fit * (1.0 - 0.4 * w_arm)
+    s_leg = np.where(w[:, 2] >= w[:, 3], _limb_s(rest, j, "L", False), _limb_s(rest, j, "R", False))
+    s_arm = np.where(w[:, 0] >= w[:, 1], _limb_s(rest, j, "L", True), _limb_s(rest, j, "R", True))
+    if spec.category in ("trousers", "shorts"):
+        ease = ease + spec.flare * (0.09 if spec.category == "trousers" else 0.03) \
+            * _smoothstep((s_leg - (0.9 if spec.category == "trousers" else 0.1)) / 0.9) * w_leg
+        top = rest[:, 2].max()
+        ease = np.where(rest[:, 2] > top - spec.waistband, 0.002, ease)  # elastic waistband
+    pos = pos + ab.vertex_normals(pos, faces) * ease[:, None]
+    op = ab.smoothing_operator(faces, len(pos))
+    pos = ab.taubin(pos, op, 3 + int(spec.fit * 250))
+    pos, _ = ab.push_out(pos, body_mesh, _MARGIN)  # smoothing pulls fabric into creases
+    normal = ab.vertex_normals(pos, faces)
+    looseness = 0.5 + spec.fit / 0.06
+    disp = spec.wrinkle_amp * looseness * _wrinkle_field(rest, spec, rng)
+    # Ring folds where fabric bunches: at cuffs, elbows and knees.
+    s, cuff = (s_arm, w_arm) if spec.category in TOPS else (s_leg, w_leg)
+    end = s[cuff > 0.5].max() if (cuff > 0.5).any() else 0.0
+    bunch = 0.6 * _smoothstep(1.0 - (end - s) / 0.4) * (end > 1.4) + 0.3 * _smoothstep(1.0 - np.abs(s - 1.0) / 0.2)
+    disp += spec.fold_amp * cuff * bunch * np.sin(2 * np.pi * s / rng.uniform(0.15, 0.25) + rng.uniform(0, 6.3))
+    pos = pos + normal * disp[:, None]
+    # Asymmetric drape: the lower garment hangs to one side.
+    if spec.category in TOPS:
+        chest = lm["crotch"] + 0.7 * lm["torso"]
+        hang = _smoothstep((chest - rest[:, 2]) / (0.6 * lm["torso"])) * (1.0 - w_arm)
+    else:
+        hang = _smoothstep((s_leg - 0.5) / 1.5) * w_leg
+    pos[:, 0] += spec.drape * hang
+    return ab.taubin(pos, op, 2)
+
+
+def _sweep(spec: GarmentSpec, ring: np.ndarray, theta: np.ndarray, centre: np.ndarray, support: ab.BodySupport,
+           z_hem: float, rng: np.random.Generator, band_top: float) -> tuple[np.ndarray, np.ndarray]:
+    """Hang fabric down from ``ring`` (N, 3) to a hem near ``z_hem``.
+
+    The rows below the ring lie at the increasing angles ``theta`` (N,) around ``centre``
+    (the ring's own angles, or a monotone version of them); the first rows blend from the
+    ring's positions. Returns ((K+1)*N, 3) vertices (the ring first) and faces oriented
+    outwards. ``band_top``: height above which no folds are added (waistband).
+    """
+    n = len(ring)
+    z0 = ring[:, 2]
+    back = np.sin(theta)  # +1 at the back (+Y)
+    th_d = rng.uniform(0, 2 * np.pi)
+    hem = z_hem - 0.5 * spec.hem_tilt * back - 0.5 * abs(spec.drape) * np.cos(theta - th_d) \
+        + 0.01 * np.sin(3 * theta + rng.uniform(0, 6.3))
+    rows = max(4, int(np.ceil((z0 - hem).max() / 0.012)))
+    v = np.linspace(0, 1, rows + 1)[:, None]  # (K+1, 1)
+    z = z0[None] - v * (z0 - hem)[None]  # (K+1, N)
+    th = np.broadcast_to(theta, z.shape)
+    h = support(z.ravel(), th.ravel()).reshape(z.shape)
+    ease = 0.006 + 0.6 * spec.fit
+    r = np.hypot(ring[:, 0] - centre[0], ring[:, 1] - centre[1])[None].repeat(rows + 1, 0)
+    for k in range(1, rows + 1):
+        r[k] = np.maximum(r[k - 1], h[k] + ease)
+    drop = z0[None] - z
+    folds = rng.uniform(0.3, 1.0) * np.cos(spec.fold_count * theta + rng.uniform(0, 6.3)) \
+        + rng.uniform(0.2, 0.6) * np.cos((spec.fold_count + 3) * theta + rng.uniform(0, 6.3))
+    amp = (spec.fold_amp + 0.03 * spec.flare) * v ** 0.8 * (z < band_top)
+    r = r + 0.45 * spec.flare * drop + amp * folds[None] + spec.drape * v ** 2 * np.cos(theta - th_d)[None]
+    r[1:] = _smooth_rows(r[1:])
+    r[1:] = np.maximum(r[1:], h[1:] + _MARGIN + 0.002)
+    pts = np.stack([centre[0] + r * np.cos(th), centre[1] + r * np.sin(th), z], -1)
+    for k in range(min(3, rows + 1)):  # leave the ring smoothly
+        t = k / 3.0
+        pts[k, :, :2] = (1 - t) * ring[:, :2] + t * pts[k, :, :2]
+    return pts.reshape(-1, 3), ab.cylinder_grid_faces(rows, n)
+
+
+def _smooth_rows(r: np.ndarray, passes: int = 3) -> np.ndarray:
+    for _ in range(passes):  # circular [1, 2, 1] along each row
+        r = 0.25 * (np.roll(r, 1, axis=1) + 2 * r + np.roll(r, -1, axis=1))
+    return r
+
+
+def _skirt(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets, rng: np.random.Generator):
+    lm = _landmarks(body.joints)
+    centre = 0.5 * (body.joints["upperleg01.L"][:2] + body.joints["upperleg01.R"][:2])
+    z_top = lm["crotch"] + lm["torso"] * (0.15 + 0.22 * spec.rise)
+    z_hem = lm["crotch"] - 0.5 * lm["leg"] * (0.35 + 1.45 * spec.length)
+    support = ab.BodySupport(body, assets, centre, z_top + 0.02, z_hem - 0.12)
+    n = 160
+    theta = np.linspace(-np.pi, np.pi, n, endpoint=False)
+    r0 = _smooth_rows(support(np.full(n, z_top), theta)[None])[0] + 0.004 + 0.1 * spec.fit
+    ring = np.stack([centre[0] + r0 * np.cos(theta), centre[1] + r0 * np.sin(theta), np.full(n, z_top)], 1)
+    return _sweep(spec, ring, theta, centre, support, z_hem, rng, z_top - spec.waistband)
+
+
+def _coat_skirt(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets, verts: np.ndarray,
+                faces: np.ndarray, rng: np.random.Generator):
+    """Sew a swept skirt onto the lowest boundary loop (the hip-level hem) of a coat top."""
+    lm = _landmarks(body.joints)
+    centre = 0.5 * (body.joints["upperleg01.L"][:2] + body.joints["upperleg01.R"][:2])
+    try:
+        loop = ab.loop_around_axis(verts, faces, centre)
+    except ValueError as exc:
+        raise ValueError(f"{spec.garment_id}: coat hem: {exc}") from None
+    theta = np.unwrap(np.arctan2(verts[loop, 1] - centre[1], verts[loop, 0] - centre[0]))
+    flip = theta[-1] < theta[0]
+    if flip:
+        loop, theta = loop[::-1], theta[::-1]
+    if abs(theta[-1] - theta[0] - 2 * np.pi) > np.pi / 2:
+        raise ValueError(f"{spec.garment_id}: coat hem does not go once around the hips")
+    # Monotone angles for the rows below: arc length along the hem, aligned to theta on average.
+    seg = np.linalg.norm(np.diff(verts[np.append(loop, loop[0]), :2], axis=0), axis=1)
+    mono = 2 * np.pi * np.concatenate([[0.0], np.cumsum(seg[:-1])]) / seg.sum()
+    mono += np.angle(np.exp(1j * (theta - mono)).mean())
+    z_hem = lm["crotch"] - 0.5 * lm["leg"] * (0.6 + 0.9 * spec.length)
+    support = ab.BodySupport(body, assets, centre, verts[loop, 2].max() + 0.02, z_hem - 0.12)
+    pts, sk_faces = _sweep(spec, verts[loop], mono, centre, support, z_hem, rng, np.inf)
+    n = len(loop)
+    index = np.concatenate([loop, len(verts) + np.arange(len(pts) - n)])  # ring = the loop itself
+    sk_faces = index[sk_faces]
+    if flip:  # the top's hem half-edges run against increasing angle: match them
+        sk_faces = sk_faces[:, ::-1]
+    return np.concatenate([verts, pts[n:]]), np.concatenate([faces, sk_faces])
+
+
+def _colours(spec: GarmentSpec, verts: np.ndarray) -> np.ndarray:
+    """(V, 4) uint8 RGBA: the spec's pattern evaluated on the posed surface (anny frame)."""
+    a, b = np.asarray(spec.color_a, float), np.asarray(spec.color_b, float)
+    period = spec.pattern_scale
+    height = verts[:, 2]
+    # Around the body: a whole number of periods on a 15 cm radius, so no seam at the back.
+    turns = max(3, int(round(2 * np.pi * 0.15 / period)))
+    around = np.arctan2(verts[:, 1], verts[:, 0]) * turns * period / (2 * np.pi)
+    soft = lambda f: 0.5 + 0.5 * np.tanh(3.0 * np.sin(2 * np.pi * f / period))  # noqa: E731
+    if spec.pattern == "solid":
+        t = np.zeros(len(verts))
+    elif spec.pattern == "hstripes":
+        t = soft(height)
+    elif spec.pattern == "vstripes":
+        t = soft(around)
+    elif spec.pattern == "checks":
+        t = 0.5 + 0.5 * np.tanh(3.0 * np.sin(2 * np.pi * height / period) * np.sin(2 * np.pi * around / period))
+    elif spec.pattern == "gradient":
+        t = (height - height.min()) / max(np.ptp(height), 1e-9)
+    else:
+        raise ValueError(f"{spec.garment_id}: unknown pattern {spec.pattern!r}; expected one of {PATTERNS}")
+    rgb = a + t[:, None] * (b - a)
+    if spec.category == "longcoat":  # a darker button placket down the front centre
+        placket = (np.abs(verts[:, 0]) < 0.012) & (verts[:, 1] < -0.02) & (height < height.max() - 0.12)
+        rgb[placket] *= 0.55
+    rgb = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+    return np.concatenate([rgb, np.full((len(verts), 1), 255, np.uint8)], axis=1)

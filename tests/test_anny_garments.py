@@ -1,0 +1,242 @@
+"""The default garment generator (anny bodies) and its diversity report.
+
+Kernels (clipping, subdivision, push-out, Chamfer search) are checked against slow
+obvious references on tiny inputs without anny. The generator tests need the anny model
+build at <repo>/.cache/anny: they build it once (about 45-60 s) when it is missing, or skip
+when it is missing and ANCHORUDF_SKIP_ANNY=1.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anchorudf.config import CATEGORIES
+from anchorudf.data import anny_body as ab
+from anchorudf.data.anny_garments import EXPECTED_LOOPS, TOPS, plan_garments
+from anchorudf.data.diversity import chamfer_paper, nearest_train_distances, normalised_samples
+from anchorudf.geometry.topology import boundary_edges, boundary_loops, face_components
+
+ANNY_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "anny"
+
+
+# ------------------------------------------------------------------ planning (no anny)
+
+def test_plan_split_by_body_round_robin_and_coverage():
+    specs = plan_garments(60, list(CATEGORIES), seed=0, test_fraction=0.2)
+    assert [s.category for s in specs] == [CATEGORIES[i % 6] for i in range(60)]
+    assert [s.garment_id for s in specs[:2]] == ["tshirt_0000", "longsleeve_0001"]
+    train = {s.body_id for s in specs if s.split == "train"}
+    test = {s.body_id for s in specs if s.split == "test"}
+    assert train and test and not train & test
+    assert abs(len(test) / len(train | test) - 0.2) < 0.05
+    for c in CATEGORIES:
+        assert {s.split for s in specs if s.category == c} == {"train", "test"}, c
+    for body in train | test:  # one top and one bottom per body, same body parameters
+        worn = [s for s in specs if s.body_id == body]
+        assert sorted(s.category in TOPS for s in worn) == [False, True]
+        assert len({(s.phenotype, s.pose, s.pose_strength, s.pose_jitter) for s in worn}) == 1
+    assert all(0.62 <= s.phenotype[1] <= 1.0 for s in specs)  # adults only
+    assert plan_garments(60, list(CATEGORIES), 0, 0.2) == specs
+    assert plan_garments(60, list(CATEGORIES), 1, 0.2) != specs
+    assert len({s.seed for s in specs}) == 60
+
+
+def test_plan_edge_cases():
+    assert {s.split for s in plan_garments(12, list(CATEGORIES), 0, 0.0)} == {"train"}
+    assert [s.split for s in plan_garments(1, ["skirt"], 0, 0.2)] == ["train"]
+    few = plan_garments(4, ["tshirt", "trousers"], 0, 0.5)
+    assert {s.split for s in few} == {"train", "test"}
+    with pytest.raises(ValueError, match="unknown"):
+        plan_garments(5, ["tshirt", "hat"], 0, 0.2)
+    with pytest.raises(ValueError, match="count"):
+        plan_garments(0, list(CATEGORIES), 0, 0.2)
+
+
+# ------------------------------------------------------------ surface kernels (no anny)
+
+def _grid(n: int = 6):
+    """Unit square [0,1]^2 in z=0 as an n x n quad grid (counter-clockwise, normal +Z)."""
+    xs = np.linspace(0, 1, n + 1)
+    v = np.stack(np.meshgrid(xs, xs, indexing="xy"), -1).reshape(-1, 2)
+    v = np.concatenate([v, np.zeros((len(v), 1))], 1)
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    a = i * (n + 1) + j
+    return v, np.stack([a, a + 1, a + n + 2, a + n + 1], -1).reshape(-1, 4)
+
+
+def _area_normal(v, f):
+    cr = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    return 0.5 * np.linalg.norm(cr, axis=1).sum(), cr
+
+
+def test_subdivide_and_clip_against_exact_geometry():
+    v, q = _grid(5)
+    q2, v2 = ab.subdivide_quads(q, v)
+    tri = ab.quads_to_triangles(q2)
+    area, cr = _area_normal(v2, tri)
+    assert len(q2) == 4 * len(q) and np.isclose(area, 1.0) and (cr[:, 2] > 0).all()
+    # A linear field is cut exactly: keep x + 0.5 y <= 0.8 -> a known trapezoid area.
+    phi = v2[:, 0] + 0.5 * v2[:, 1] - 0.8
+    f3, v3 = ab.clip_mesh(tri, v2, phi)
+    area3, cr3 = _area_normal(v3, f3)
+    assert np.isclose(area3, 0.8 - 0.25) and (cr3[:, 2] > 0).all()
+    assert (v3[:, 0] + 0.5 * v3[:, 1] <= 0.8 + 1e-12).all()
+    assert len(np.unique(face_components(f3))) == 1 and boundary_loops(f3) == 1
+    # A disc-shaped hole in the middle makes a second boundary loop.
+    f4, v4 = ab.clip_mesh(tri, v2, 0.2 - np.hypot(v2[:, 0] - 0.5, v2[:, 1] - 0.5))
+    assert boundary_loops(f4) == 2
+    hole = 1.0 - _area_normal(v4, f4)[0]
+    assert abs(hole - np.pi * 0.2 ** 2) < 0.02  # polygonal approximation of the disc
+
+
+def test_push_out_leaves_no_point_inside_a_sphere():
+    import trimesh
+
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(300, 3))
+    pts *= (rng.uniform(0.2, 1.5, 300) / np.linalg.norm(pts, axis=1))[:, None]
+    out, left = ab.push_out(pts, sphere, margin=0.01)
+    assert left == 0 and not sphere.contains(out).any()
+    was_out = np.linalg.norm(pts, axis=1) > 1.0
+    assert np.array_equal(out[was_out], pts[was_out])  # outside points are untouched
+    assert (np.linalg.norm(out[~was_out], axis=1) < 1.0 + 0.05).all()  # moved just outside
+
+
+def test_prune_anny_cache_keeps_only_compact_data(tmp_path):
+    keep = tmp_path / "v14" / "build_compact_model_data_0123abcd.safetensors"
+    drop = [tmp_path / "v14" / "load_data_99.safetensors", tmp_path / "v14" / "build_model_data_5.safetensors"]
+    other = tmp_path / "warp" / "kernel.bin"
+    for p in [keep, other, *drop]:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+    removed = ab.prune_anny_cache(tmp_path)
+    assert sorted(removed) == sorted(drop) and keep.exists() and other.exists()
+
+
+# ----------------------------------------------------------------- diversity (no anny)
+
+@dataclass(frozen=True)
+class _Spec:
+    garment_id: str
+    category: str
+    split: str
+
+
+def test_nearest_train_matches_brute_force_and_is_scale_free():
+    import trimesh
+
+    rng = np.random.default_rng(1)
+    meshes, specs = {}, []
+    for i in range(9):
+        m = trimesh.creation.icosphere(subdivisions=2)
+        m.vertices = m.vertices * rng.uniform(0.4, 1.6, 3) + rng.normal(0, 0.03, m.vertices.shape)
+        meshes[f"g{i}"] = m
+        specs.append(_Spec(f"g{i}", "a" if i % 2 else "b", "test" if i < 3 else "train"))
+    df = nearest_train_distances(meshes, specs, n_points=400, seed=3)
+    assert list(df["id"]) == ["g0", "g1", "g2"]
+    pts = {s.garment_id: normalised_samples(meshes[s.garment_id], 400, 3 * 1000003 + i) for i, s in enumerate(specs)}
+    for _, row in df.iterrows():
+        # Slow reference: dense pairwise distances.
+        ref = {}
+        for s in specs[3:]:
+            d2 = ((pts[row.id][:, None] - pts[s.garment_id][None]) ** 2).sum(-1)
+            ref[s.garment_id] = 0.5 * (d2.min(1).mean() + d2.min(0).mean())
+        best = min(ref, key=ref.get)
+        assert row.nearest_train_id == best and np.isclose(row.chamfer, ref[best], rtol=1e-9)
+        assert np.isclose(chamfer_paper(pts[row.id], pts[best]), ref[best], rtol=1e-9)
+    scaled = {k: m.copy().apply_scale(3.0) for k, m in meshes.items()}
+    df2 = nearest_train_distances(scaled, specs, n_points=400, seed=3)
+    assert np.allclose(df2["chamfer"], df["chamfer"], rtol=1e-6)
+
+
+# ---------------------------------------------------------------- generator (needs anny)
+
+@pytest.fixture(scope="module")
+def anny_cache() -> Path:
+    pytest.importorskip("anny", reason="the anny body model package is not installed")
+    built = any(ANNY_CACHE.glob("v*/build_compact_model_data_*.safetensors"))
+    if not built and os.environ.get("ANCHORUDF_SKIP_ANNY") == "1":
+        pytest.skip(f"anny cache absent at {ANNY_CACHE} and ANCHORUDF_SKIP_ANNY=1 (the build takes ~45 s)")
+    ab.load_anny(ANNY_CACHE)  # builds once when absent
+    return ANNY_CACHE
+
+
+@pytest.fixture(scope="module")
+def garments(anny_cache):
+    from anchorudf.data.anny_garments import garment_body, generate_garment
+
+    specs = plan_garments(12, list(CATEGORIES), seed=7, test_fraction=0.2)[6:]  # one per category
+    return {s.category: (s, generate_garment(s, anny_cache), garment_body(s, anny_cache)) for s in specs}
+
+
+def test_cache_holds_only_the_compact_model(anny_cache):
+    files = sorted(p.name for p in anny_cache.glob("v*/*") if p.is_file())
+    assert files and all(f.startswith("build_compact_model_data_") for f in files)
+
+
+def test_generator_is_deterministic(anny_cache, garments):
+    from anchorudf.data.anny_garments import generate_garment
+
+    spec, mesh, _ = garments["longcoat"]
+    again = generate_garment(spec, anny_cache)
+    assert np.asarray(mesh.vertices).tobytes() == np.asarray(again.vertices).tobytes()
+    assert np.asarray(mesh.faces).tobytes() == np.asarray(again.faces).tobytes()
+    assert mesh.visual.vertex_colors.tobytes() == again.visual.vertex_colors.tobytes()
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_garment_is_a_valid_open_surface(garments, category):
+    spec, mesh, body = garments[category]
+    faces = np.asarray(mesh.faces)
+    assert len(np.unique(face_components(faces))) == 1, "one connected piece"
+    assert len(boundary_edges(faces)) > 0 and not mesh.is_watertight, "open surface"
+    assert boundary_loops(faces) == EXPECTED_LOOPS[category]
+    assert mesh.is_winding_consistent
+    assert not body.contains(mesh.vertices).any(), "a garment vertex lies inside the body"
+    colours = mesh.visual.vertex_colors
+    assert colours.dtype == np.uint8 and colours.shape == (len(mesh.vertices), 4)
+    # Metres, +Y up: a garment spans 0.2-2 m and sits within the body's height.
+    ext = mesh.bounds[1] - mesh.bounds[0]
+    assert 0.2 < ext.max() < 2.0
+    assert body.bounds[0, 1] - 0.01 <= mesh.bounds[0, 1] and mesh.bounds[1, 1] <= body.bounds[1, 1]
+    # Outward winding: closed with fans over its boundary loops, it has a positive volume.
+    assert _capped_signed_volume(np.asarray(mesh.vertices), faces) > 0
+
+
+def _capped_signed_volume(v: np.ndarray, f: np.ndarray) -> float:
+    """Signed volume of the mesh closed by a fan from each boundary loop's centroid."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    half = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    _, inv, cnt = np.unique(np.sort(half, axis=1), axis=0, return_inverse=True, return_counts=True)
+    border = half[cnt[inv.ravel()] == 1]
+    _, label = connected_components(coo_matrix((np.ones(len(border)), (border[:, 0], border[:, 1])),
+                                               shape=(len(v), len(v))), directed=False)
+    _, loop = np.unique(label[border[:, 0]], return_inverse=True)
+    centre = np.stack([v[border[loop == k, 0]].mean(axis=0) for k in range(loop.max() + 1)])
+    caps = np.concatenate([v[border[:, 1]][:, None], v[border[:, 0]][:, None], centre[loop][:, None]], axis=1)
+    tris = np.concatenate([v[f], caps])
+    return float(np.einsum("ij,ij->i", tris[:, 0], np.cross(tris[:, 1], tris[:, 2])).sum() / 6.0)
+
+
+def test_output_frame_is_y_up_front_z(anny_cache, garments):
+    import dataclasses
+
+    from anchorudf.data.anny_garments import garment_body
+
+    spec = dataclasses.replace(garments["tshirt"][0], pose="a_pose", pose_jitter=(0.0,) * 6)
+    v = np.asarray(garment_body(spec, anny_cache).vertices)
+    assert np.ptp(v[:, 1]) > 1.3 and np.ptp(v[:, 1]) > 2 * np.ptp(v[:, 2])  # standing along +Y
+    low = v[:, 1].min()
+    feet, shins = v[v[:, 1] < low + 0.04], v[(v[:, 1] > low + 0.10) & (v[:, 1] < low + 0.16)]
+    ankle = shins[:, 2].mean()
+    assert feet[:, 2].max() - ankle > 2 * (ankle - feet[:, 2].min())  # toes point to +Z
+    head = v[v[:, 1] > v[:, 1].max() - 0.25]
+    assert head[:, 1].max() > v[:, 1].max() - 1e-9 and head[:, 0].mean() ** 2 < 1e-3  # head on top, centred
