@@ -84,10 +84,10 @@ def evaluate(p: Params, garments_dir: Path, render_dir: Path, cache_dir: Path, m
     from anchorudf.render import load_views
     from anchorudf.train.checkpoint import load_model
     from anchorudf.train.data import image_tensors, load_rgb_mask
-    from anchorudf.train.trainer import resolve_device
+    from anchorudf.train.trainer import resolve_device_type
 
     out_dir = Path(out_dir)
-    device = resolve_device(p.train.device)
+    device = resolve_device_type(p.train.device)
     model, meta = load_model(model_dir, device=device)
     df = read_manifest(garments_dir)
     test = df[df["split"] == "test"]

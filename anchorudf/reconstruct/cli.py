@@ -24,15 +24,15 @@ def run_reconstruct(image: Path, mask: Path | None, checkpoint: Path, out: Path,
     from anchorudf.reconstruct.image import reconstruct_image
     from anchorudf.train.checkpoint import load_model
     from anchorudf.train.data import image_tensors
-    from anchorudf.train.trainer import resolve_device
+    from anchorudf.train.trainer import resolve_device_type
 
-    device = resolve_device(p.train.device)
+    device = resolve_device_type(p.train.device)
     model, meta = load_model(checkpoint, device=device)
     size = int(meta["image_size"])
     rgb, m = load_input(Path(image), Path(mask) if mask else None)
     rgb, m = frame_input(rgb, m, size, fill=p.render.fill, background=tuple(p.render.background))
     img, _ = image_tensors(rgb, m)
-    rec = reconstruct_image(model, img, p.evaluate, delta=float(meta.get("delta", p.train.delta)),
+    rec = reconstruct_image(model, img, p.evaluate, delta=float(meta["params"]["train"]["delta"]),
                             device=device, mesh=mesh)
     out = Path(out)
     write_garment_outputs(out, rec)

@@ -35,7 +35,7 @@ def reconstruct_image(model, image, cfg: EvaluateConfig, delta: float, device: s
     model.eval()
     with torch.no_grad():
         feats = model.encode(image[None].to(device))
-    anchors = feats["anchors"][0].detach().float().cpu().numpy()
+    anchors = feats.anchors[0].detach().float().cpu().numpy()
 
     def udf_fn(points):  # (N, 3) NDC -> (N,)
         return model.query(feats, points[None])[0]

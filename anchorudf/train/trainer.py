@@ -1,0 +1,367 @@
+"""Generic AnchorUDF trainer: ``train_step(batch) -> dict`` / ``eval_step(batch) -> dict``.
+
+Schedule (``params.train``): ``steps`` main steps (L_udf averaged over stacks +
+lambda_ap * L_ap), then ``gda_steps`` fine-tuning steps with the encoders (image encoder,
+anchor head, position CNN) frozen and L_gda added at lambda_gda on the last stack (the
+one used at inference); lr x lr_decay from ``round(lr_decay_at * total)`` on. A "step" is
+one optimiser update on ``batch_size`` items (the global batch, split over processes).
+
+Reproducibility: the data order and every item's random draw are functions of
+(seed, step) (see ``anchorudf.train.sampler``), torch's RNG is reseeded from (seed, step)
+before every step, and checkpoints hold weights + optimizer state, so a run resumed
+from step k ends with the weights of an uninterrupted run (bitwise on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anchorudf.config import Params, TrainConfig
+from anchorudf.train.distributed import (DistInfo, barrier, check_same_weights, init_distributed,
+                                         mean_across, shutdown)
+
+BATCH_KEYS = ("image", "points", "udf", "direction", "anchors")
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Learning rate of (0-based) ``step``."""
+    decay_from = round(cfg.lr_decay_at * (cfg.steps + cfg.gda_steps))
+    return cfg.lr * (cfg.lr_decay if step >= decay_from else 1.0)
+
+
+def phase_at(cfg: TrainConfig, step: int) -> str:
+    """'main' for the first ``steps`` steps, then 'gda'."""
+    return "main" if step < cfg.steps else "gda"
+
+
+def step_seed(seed: int, step: int) -> int:
+    return int(np.random.SeedSequence([seed, step, 0xD00D]).generate_state(1)[0])
+
+
+def resolve_device_type(kind: str) -> str:
+    import torch
+
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device: 'cuda' requested but no CUDA device is available")
+    if kind == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return kind
+
+
+def make_optimizer(params, cfg: TrainConfig):
+    import torch
+
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr)
+    return torch.optim.RMSprop(params, lr=cfg.lr)
+
+
+class Trainer:
+    """Owns the model, its (DDP) wrapper, the optimizer and the AMP state."""
+
+    def __init__(self, model, cfg: TrainConfig, device, dist: DistInfo = DistInfo()) -> None:
+        import torch
+
+        self.cfg, self.device, self.dist = cfg, device, dist
+        self.model = model.to(device)
+        self.optimizer = make_optimizer(self.model.parameters(), cfg)
+        cuda_amp = device.type == "cuda" and cfg.amp
+        self.amp_dtype = None
+        if cuda_amp:
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # bf16 has float32's range: only fp16 needs loss scaling.
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.phase: str | None = None
+        self.net = self.model
+        self.step = 0
+        self.prepare(0)
+
+    # -- state -------------------------------------------------------------------------
+    def set_phase(self, phase: str) -> None:
+        if phase == self.phase:
+            return
+        self.model.freeze_encoders(phase == "gda")
+        self.phase = phase
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            # A new wrapper registers exactly the parameters that now require grad.
+            self.net = self.model
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DDP(self.model, device_ids=ids)
+
+    def prepare(self, step: int) -> None:
+        """Set phase, lr and torch's RNG for 0-based ``step``."""
+        import torch
+
+        self.step = step
+        self.set_phase(phase_at(self.cfg, step))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.cfg, step)
+        torch.manual_seed(step_seed(self.cfg.seed, step))
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"scaler": self.scaler.state_dict()} if self.scaler is not None else {}
+
+    def load_extra_state(self, extra: dict[str, Any]) -> None:
+        if self.scaler is not None and "scaler" in extra:
+            self.scaler.load_state_dict(extra["scaler"])
+
+    # -- steps -------------------------------------------------------------------------
+    def _to_device(self, batch: dict) -> dict:
+        missing = [k for k in BATCH_KEYS if k not in batch]
+        if missing:
+            raise KeyError(f"training batch lacks {missing} (has {sorted(batch)})")
+        return {k: batch[k].to(self.device, non_blocking=True).float() for k in BATCH_KEYS}
+
+    def _autocast(self):
+        import torch
+
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype or torch.bfloat16,
+                              enabled=self.amp_dtype is not None)
+
+    def compute_losses(self, batch: dict):
+        """Forward + losses of the current phase: (loss tensor, {name: float tensor})."""
+        from anchorudf.train.losses import anchor_chamfer, gda_loss, udf_loss
+
+        cfg, b = self.cfg, self._to_device(batch)
+        gda_on = self.phase == "gda" and cfg.lambda_gda > 0
+        with self._autocast():
+            out = self.net(b["image"], b["points"], with_grad=gda_on)
+        l_udf = sum(udf_loss(u, b["udf"], cfg.delta) for u in out["udf"]) / len(out["udf"])
+        l_ap = anchor_chamfer(out["anchors"], b["anchors"])
+        # lambda_ap * L_ap stays in the graph even at lambda_ap = 0 so DDP sees every
+        # parameter used; in the GDA phase the anchor head is frozen and L_ap is only logged.
+        loss = l_udf + cfg.lambda_ap * l_ap if self.phase == "main" else l_udf
+        metrics = {"udf": l_udf.detach(), "anchor_chamfer": l_ap.detach()}
+        if gda_on:
+            mask = out["udf"][-1].detach() < cfg.delta
+            l_gda = gda_loss(out["grad"], b["direction"], mask)
+            loss = loss + cfg.lambda_gda * l_gda
+            metrics["gda"] = l_gda.detach()
+        metrics["loss"] = loss.detach()
+        return loss, metrics
+
+    def train_step(self, batch: dict) -> dict[str, float]:
+        """One optimiser update at ``self.step`` (call :meth:`prepare` first); returns metrics."""
+        import torch
+
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, metrics = self.compute_losses(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"step {self.step}: non-finite loss "
+                                     f"({ {k: float(v) for k, v in metrics.items()} })")
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        out = {k: float(v) for k, v in metrics.items()}
+        out["lr"] = self.optimizer.param_groups[0]["lr"]
+        self.step += 1
+        return out
+
+    def eval_step(self, batch: dict) -> dict[str, float]:
+        """Metrics of the last stack without updating anything (model in eval mode).
+
+        udf: clamped L1 (NDC); udf_near_abs: mean |f - udf| over points with udf < delta;
+        anchor_chamfer: squared Chamfer (NDC^2); gda: mean 1 - cos over f < delta.
+        """
+        import torch
+
+        from anchorudf.train.losses import anchor_chamfer, gda_loss, udf_gradient, udf_loss
+
+        model, cfg, b = self.model, self.cfg, self._to_device(batch)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad(), self._autocast():
+                enc = model.encode(b["image"])
+            points = b["points"].detach().requires_grad_(True)
+            with torch.enable_grad(), self._autocast():
+                f = model.query(enc, points)
+            grad = udf_gradient(f, points, create_graph=False)
+            f = f.detach().float()
+            near = b["udf"] < cfg.delta
+            return {"udf": float(udf_loss(f, b["udf"], cfg.delta)),
+                    "udf_near_abs": float(((f - b["udf"]).abs() * near).sum() / near.sum().clamp_min(1)),
+                    "anchor_chamfer": float(anchor_chamfer(enc.anchors.detach(), b["anchors"])),
+                    "gda": float(gda_loss(grad, b["direction"], f < cfg.delta))}
+        finally:
+            model.train(was_training)
+
+
+def _seed_and_threads(cfg: TrainConfig, device_type: str) -> None:
+    import torch
+
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    if device_type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.manual_seed(cfg.seed)  # model initialisation
+
+
+# Params that do not change what a run computes: a checkpoint written under other
+# values of these can still be resumed.
+_RESUME_NEUTRAL = {"device", "num_workers", "log_every", "ckpt_every", "resume", "threads"}
+
+
+def _outcome_params(params: dict) -> dict:
+    out = {k: v for k, v in params.items() if k != "train"}
+    out["train"] = {k: v for k, v in params.get("train", {}).items() if k not in _RESUME_NEUTRAL}
+    return out
+
+
+def _resume(trainer: Trainer, params: Params, run_dir: Path) -> int:
+    """Load the latest checkpoint of ``run_dir`` when train.resume is auto; the step to start at.
+
+    Only a checkpoint made with the same params (all sections, except the train keys in
+    ``_RESUME_NEUTRAL``) is resumed. Another one (e.g. ``dvc exp run -S train.lr=...`` on
+    a persisted run dir) is moved aside with a warning and training starts from scratch,
+    so a run never mixes two configurations.
+    """
+    import shutil
+    import warnings
+
+    from anchorudf.train.checkpoint import latest_checkpoint, load_checkpoint
+
+    if params.train.resume != "auto":
+        return 0
+    folder = latest_checkpoint(run_dir)
+    if folder is None:
+        return 0
+    have = json.loads((folder / "config.json").read_text())
+    if _outcome_params(have.get("params", {})) != _outcome_params(params.to_dict()):
+        if trainer.dist.main:
+            warnings.warn(f"{folder}: checkpoint made with other params; starting a new run "
+                          f"(old checkpoints removed from {run_dir})", stacklevel=2)
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+            shutil.rmtree(run_dir / "model", ignore_errors=True)
+        barrier(trainer.dist)
+        return 0
+    meta = load_checkpoint(folder, trainer.model, trainer.optimizer, trainer.device)
+    trainer.load_extra_state(meta["extra"])
+    return int(meta["step"])
+
+
+class _Logger:
+    """dvclive (main process only) + a tqdm bar (main process, TTY only)."""
+
+    def __init__(self, live_dir: Path, main: bool, resume: bool, start: int, end: int) -> None:
+        from tqdm.auto import tqdm
+
+        self.live = None
+        if main:
+            from dvclive import Live
+
+            self.live = Live(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None)
+        self.bar = tqdm(total=end, initial=start, desc="train", unit="step", disable=None if main else True)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        self.bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4g}")
+        if self.live is not None:
+            self.live.step = step
+            for k, v in sorted(metrics.items()):
+                self.live.log_metric(f"train/{k}", v)
+            self.live.next_step()
+
+    def close(self, summary: dict[str, float]) -> None:
+        self.bar.close()
+        if self.live is not None:
+            self.live.summary.update({f"final/{k}": v for k, v in summary.items()})
+            self.live.end()
+
+
+def _mean(window: list[dict[str, float]]) -> dict[str, float]:
+    keys = sorted({k for m in window for k in m})
+    return {k: float(np.mean([m[k] for m in window if k in m])) for k in keys}
+
+
+def _checkpoint(trainer: Trainer, params: Params, run_dir: Path, dist: DistInfo, step: int) -> None:
+    from anchorudf.train.checkpoint import save_checkpoint
+
+    check_same_weights(dist, trainer.model)
+    if dist.main:
+        save_checkpoint(run_dir, step, trainer.model, trainer.optimizer, params, trainer.extra_state())
+    barrier(dist)  # nobody moves on (or exits) before the checkpoint is complete
+
+
+def run_training(params: Params, dataset, run_dir: Path, dist: DistInfo, device_type: str,
+                 max_steps: int | None, live_dir: Path | None = None):
+    """The loop behind :func:`train`, in an already set-up process group.
+
+    Returns (final metrics, the trained model) on every process.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    from anchorudf.models.anchorudf import AnchorUDF
+    from anchorudf.train.checkpoint import export_model
+    from anchorudf.train.sampler import StepBatchSampler
+
+    cfg = params.train
+    device = torch.device("cuda", dist.local_rank) if device_type == "cuda" else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    _seed_and_threads(cfg, device_type)
+    trainer = Trainer(AnchorUDF(params.model, params.anchors.count, params.render.size), cfg, device, dist)
+    start = _resume(trainer, params, run_dir)
+    total = cfg.steps + cfg.gda_steps
+    end = total if max_steps is None else min(total, max_steps)
+    sampler = StepBatchSampler(len(dataset), cfg.batch_size, cfg.seed, dist.rank, dist.world, start)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
+                        pin_memory=device.type == "cuda")
+    logger = _Logger(live_dir or run_dir / "dvclive", dist.main, start > 0, start, end)
+    window: list[dict[str, float]] = []
+    final: dict[str, float] = {}
+    step, t0 = start, time.perf_counter()
+    try:
+        batches = iter(loader) if step < end else iter(())
+        while step < end:
+            trainer.prepare(step)
+            window.append(trainer.train_step(next(batches)))
+            step += 1
+            logger.bar.update(1)
+            if step % cfg.log_every == 0 or step == end:
+                final = mean_across(dist, _mean(window), device)
+                logger.log(step, final)
+                window = []
+            if step % cfg.ckpt_every == 0 or step == end:
+                _checkpoint(trainer, params, run_dir, dist, step)
+        if step == total:
+            if dist.main:
+                export_model(run_dir / "model", trainer.model, params, step)
+            barrier(dist)
+        final = {**final, "step": float(step),
+                 "seconds_per_step": (time.perf_counter() - t0) / max(step - start, 1)}
+    finally:
+        logger.close(final)
+    return final, trainer.model
+
+
+def train(params: Params, dataset, run_dir: Path, *, max_steps: int | None = None,
+          live_dir: Path | None = None) -> dict[str, float]:
+    """Train AnchorUDF on ``dataset`` (see ``anchorudf.train.sampler`` for its protocol).
+
+    Writes checkpoints (``anchorudf.train.checkpoint``), dvclive logs under ``live_dir``
+    (default ``run_dir/dvclive``) and, once all ``steps + gda_steps`` are done, ``run_dir/model``.
+    ``max_steps`` stops at that absolute step count (with a checkpoint; a later call with
+    train.resume=auto continues). Under torchrun the process group comes from the
+    environment. Returns the final metrics: means over the last logging window,
+    averaged over processes, plus ``step`` and ``seconds_per_step``.
+    """
+    device_type = resolve_device_type(params.train.device)
+    dist = init_distributed(device_type)
+    try:
+        return run_training(params, dataset, Path(run_dir), dist, device_type, max_steps,
+                            Path(live_dir) if live_dir is not None else None)[0]
+    finally:
+        shutdown(dist)

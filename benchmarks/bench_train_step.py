@@ -1,0 +1,233 @@
+"""Seconds per GDA training step: one autograd pass vs the reference code's Jacobian.
+
+The GDA loss needs d f / d p at every query point. We take it with ONE
+``torch.autograd.grad(f.sum(), p, create_graph=True)``. The reference implementation
+builds it by the chain rule through a Jacobian: with a decoder input of width D, every
+point is repeated D times, the decoder input is recomputed at all N * D copies and the
+d-th copy's channel d is differentiated w.r.t. its point (giving d input / d p, (N, D, 3));
+d f / d input comes from the decoder; grad = (d f / d input) @ (d input / d p). That
+method is re-implemented here from its description (``jacobian_gradient``).
+
+Each (config, method) runs in a fresh process so peak memory is its own: on CPU the
+growth of the peak RSS over the set-up (resource.ru_maxrss), on CUDA
+torch.cuda.max_memory_allocated. Steps are GDA-phase steps of the real trainer
+(encoders frozen, decoder fine-tuned); "grad s" isolates the gradient + L_gda
+forward/backward on precomputed image features. At paper size a Jacobian step takes
+minutes on CPU, so by default only its gradient part (all that differs between the two
+methods; the frozen encoder's forward is shared) is timed there:
+``--paper-jacobian-step`` times the full step too.
+
+    python benchmarks/bench_train_step.py                 # default + paper size, ~3 min on 2 cores
+    python benchmarks/bench_train_step.py --configs default --steps 5
+    python benchmarks/bench_train_step.py --paper-points 2000 --paper-size 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+
+def jacobian_gradient(model, enc, points):
+    """Reference way: (f, grad) of the last stack through a repeated-point Jacobian.
+
+    points: (B, N, 3) NDC. Returns f (B, N) and grad (B, N, 3), differentiable w.r.t.
+    the decoder (create_graph) like the autograd version.
+    """
+    import torch
+
+    b, n, _ = points.shape
+    d = model.decoder.in_dim
+    p_rep = points.detach().unsqueeze(2).expand(b, n, d, 3).reshape(b, n * d, 3).requires_grad_(True)
+    x_rep = model.decoder_input(enc, p_rep)  # (B, N*D, D): copy j of point n at row n*D + j
+    select = torch.eye(d, device=points.device, dtype=x_rep.dtype).repeat(n, 1)  # (N*D, D)
+    (jac,) = torch.autograd.grad((x_rep * select).sum(), p_rep, create_graph=True)
+    jac = jac.view(b, n, d, 3)  # d x_j / d p_n
+    x = model.decoder_input(enc, points)  # (B, N, D)
+    if not x.requires_grad:  # frozen encoders: differentiate w.r.t. the input itself
+        x = x.detach().requires_grad_(True)
+    f = model.decoder(x)
+    (dfdx,) = torch.autograd.grad(f.float().sum(), x, create_graph=True)  # (B, N, D)
+    return f, torch.einsum("bnd,bndk->bnk", dfdx.float(), jac.float())
+
+
+def jacobian_train_step(trainer, batch) -> None:
+    """The trainer's GDA-phase step with the gradient taken the reference way."""
+    from anchorudf.train.losses import gda_loss, udf_loss
+
+    model, cfg = trainer.model, trainer.cfg
+    model.train()
+    trainer.optimizer.zero_grad(set_to_none=True)
+    b = trainer._to_device(batch)
+    with trainer._autocast():
+        enc = model.encode(b["image"])
+        udf = [model.decoder(model.decoder_input(enc, b["points"], s)) for s in range(len(enc.features) - 1)]
+        f, grad = jacobian_gradient(model, enc, b["points"])
+    udf.append(f)
+    loss = sum(udf_loss(u, b["udf"], cfg.delta) for u in udf) / len(udf)
+    loss = loss + cfg.lambda_gda * gda_loss(grad, b["direction"], f.detach() < cfg.delta)
+    loss.backward()
+    trainer.optimizer.step()
+    trainer.step += 1
+
+
+def _overrides(args, name: str) -> list[str]:
+    if name == "default":
+        return ["render.size=128", "train.points=2000", f"train.batch_size={args.batch}", "anchors.count=300"]
+    return [f"model.stacks={args.paper_stacks}", f"model.depth={args.paper_depth}",
+            f"model.channels={args.paper_channels}", "model.decoder=[1024, 512, 256, 128]",
+            f"render.size={args.paper_size}", f"train.points={args.paper_points}",
+            f"train.batch_size={args.paper_batch}", "anchors.count=600"]
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_mb(device) -> float:
+    import resource
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _grad_part(trainer, batch, method: str, repeats: int) -> tuple[float, float]:
+    """Seconds of gradient + L_gda forward/backward on precomputed features; max |grad|."""
+    import torch
+
+    from anchorudf.train.losses import gda_loss, udf_gradient
+
+    model, b = trainer.model, trainer._to_device(batch)
+    with torch.no_grad(), trainer._autocast():
+        enc = model.encode(b["image"])
+    times = []
+    for _ in range(repeats):
+        trainer.optimizer.zero_grad(set_to_none=True)
+        _sync(trainer.device)
+        t = time.perf_counter()
+        with trainer._autocast():
+            if method == "autograd":
+                pts = b["points"].detach().requires_grad_(True)
+                f = model.query(enc, pts)
+                grad = udf_gradient(f, pts)
+            else:
+                f, grad = jacobian_gradient(model, enc, b["points"])
+        gda_loss(grad, b["direction"], f.detach() < trainer.cfg.delta).backward()
+        _sync(trainer.device)
+        times.append(time.perf_counter() - t)
+    return min(times), grad.detach().cpu()
+
+
+def run_case(config: str, method: str, args_dict: dict) -> dict:
+    """One (config, method) in this (fresh) process."""
+    import torch
+    from torch.utils.data import default_collate
+
+    from anchorudf.config import load_params
+    from anchorudf.models.anchorudf import AnchorUDF
+    from anchorudf.train.synthetic import SyntheticDataset
+    from anchorudf.train.trainer import Trainer, resolve_device_type
+
+    args = argparse.Namespace(**args_dict)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    p = load_params(None, _overrides(args, config) + ["train.steps=0", f"train.gda_steps={args.steps}"])
+    device = torch.device(resolve_device_type(args.device))
+    torch.manual_seed(0)
+    trainer = Trainer(AnchorUDF(p.model, p.anchors.count, p.render.size), p.train, device)
+    data = SyntheticDataset.from_params(p, length=max(p.train.batch_size, 2))
+    batch = default_collate([data[(i % len(data), i)] for i in range(p.train.batch_size)])
+    step = trainer.train_step if method == "autograd" else (lambda bt: jacobian_train_step(trainer, bt))
+    # --check compares gradients of the untrained model (the two runs train apart later).
+    grad = _grad_part(trainer, batch, method, 1)[1] if args.check else None
+    paper = config == "paper"
+    full = not (paper and method == "jacobian" and not args.paper_jacobian_step)
+    warmup, steps = (0, args.paper_steps) if paper else (args.warmup, args.steps)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    base = _peak_mb(device) if device.type == "cpu" else 0.0
+    times = []
+    for i in range(warmup + steps if full else 0):
+        _sync(device)
+        t = time.perf_counter()
+        step(batch)
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    repeats = 1 if (paper and method == "jacobian") else args.grad_repeats
+    grad_s = _grad_part(trainer, batch, method, repeats)[0]
+    peak = _peak_mb(device) - base
+    return {"config": config, "method": method, "device": str(device), "step_s": min(times) if times else float("nan"),
+            "grad_s": grad_s, "peak_mb": peak, "batch": p.train.batch_size, "points": p.train.points,
+            "decoder_in": trainer.model.decoder.in_dim, "grad": grad.numpy().tolist() if grad is not None else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--configs", default="default,paper", help="comma list of default, paper")
+    ap.add_argument("--methods", default="autograd,jacobian")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--steps", type=int, default=2, help="timed steps (min is reported)")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--grad-repeats", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=8, help="batch of the default config")
+    ap.add_argument("--paper-batch", type=int, default=1)
+    ap.add_argument("--paper-steps", type=int, default=1, help="timed steps of the paper config (no warmup)")
+    ap.add_argument("--paper-jacobian-step", action="store_true",
+                    help="also time a full Jacobian step at paper size (minutes on CPU; by default only "
+                         "its gradient part, which is all that differs, is timed)")
+    ap.add_argument("--paper-points", type=int, default=5000)
+    ap.add_argument("--paper-size", type=int, default=512)
+    ap.add_argument("--paper-stacks", type=int, default=5)
+    ap.add_argument("--paper-depth", type=int, default=4)
+    ap.add_argument("--paper-channels", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    ap.add_argument("--check", action="store_true", help="also compare the two methods' gradients (peak memory then includes that pass)")
+    ap.add_argument("--json", default="", help="also write the results here")
+    args = ap.parse_args()
+    rows = []
+    for config in args.configs.split(","):
+        for method in args.methods.split(","):
+            with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as ex:
+                r = ex.submit(run_case, config, method, vars(args)).result()
+            rows.append(r)
+            print(f"{config:8s} {method:9s} {r['device']:5s} batch {r['batch']} x {r['points']} pts, "
+                  f"D={r['decoder_in']}: step {r['step_s']:.3f} s, grad {r['grad_s']:.3f} s, "
+                  f"peak +{r['peak_mb']:.0f} MB", flush=True)
+    _report(rows, args)
+
+
+def _report(rows: list[dict], args) -> None:
+    import numpy as np
+
+    by = {(r["config"], r["method"]): r for r in rows}
+    print("\n(step nan / - : not timed, see --paper-jacobian-step)")
+    print("config   | step s autograd | step s jacobian | step ratio | grad ratio | peak MB a / j")
+    for config in args.configs.split(","):
+        a, j = by.get((config, "autograd")), by.get((config, "jacobian"))
+        if not (a and j):
+            continue
+        ratio = j["step_s"] / a["step_s"]
+        step_j = "-" if ratio != ratio else f"{j['step_s']:.3f}"
+        step_r = "-" if ratio != ratio else f"{ratio:.1f}x"
+        print(f"{config:8s} | {a['step_s']:15.3f} | {step_j:>15s} | {step_r:>10s}"
+              f" | {j['grad_s'] / a['grad_s']:9.1f}x | {a['peak_mb']:.0f} / {j['peak_mb']:.0f}")
+        if args.check:
+            diff = np.abs(np.array(a["grad"]) - np.array(j["grad"])).max()
+            print(f"{'':8s}   max |grad_autograd - grad_jacobian| = {diff:.2e}")
+    if args.json:
+        from anchorudf.utils.io import write_json
+
+        write_json(args.json, [{k: v for k, v in r.items() if k != "grad"} for r in rows])
+
+
+if __name__ == "__main__":
+    main()

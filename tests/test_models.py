@@ -1,0 +1,169 @@
+"""AnchorUDF network: shapes, axis conventions, gradients, output activations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from anchorudf.config import ModelConfig
+from anchorudf.geometry.camera import ndc_to_pixel
+from anchorudf.models.anchorudf import AnchorUDF
+from anchorudf.models.decoder import INIT_DISTANCE, Decoder
+from anchorudf.models.position import sample_image_features, sample_volume_features, voxelize
+from anchorudf.train.losses import udf_loss
+
+TINY = dict(stacks=1, depth=1, channels=8, grid=8, pos_channels=4, decoder=[32, 16])
+
+
+def tiny(position_feature="anchors", anchors=20, size=32, **kw) -> AnchorUDF:
+    torch.manual_seed(0)
+    cfg = ModelConfig(**{**TINY, "position_feature": position_feature, **kw})
+    return AnchorUDF(cfg, anchors, size)
+
+
+def inputs(b=2, n=64, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, 3, size, size, generator=g), torch.rand(b, n, 3, generator=g) * 2 - 1
+
+
+@pytest.mark.parametrize("variant", ["anchors", "xyz", "depth"])
+@pytest.mark.parametrize("k", [1, 7, 50])
+def test_shapes_every_variant_and_anchor_count(variant, k):
+    model = tiny(variant, anchors=k, stacks=2)
+    image, points = inputs()
+    out = model(image, points, with_grad=True)
+    assert len(out["udf"]) == 2 and all(u.shape == (2, 64) for u in out["udf"])
+    assert out["anchors"].shape == (2, k, 3) and out["anchors"].abs().max() < 1
+    assert out["grad"].shape == (2, 64, 3)
+    assert all((u >= 0).all() for u in out["udf"])
+    enc = model.encode(image)
+    assert (enc.volume is not None) == (variant == "anchors")
+    widths = {"anchors": 8 + 4 + 3, "xyz": 8 + 3, "depth": 8 + 1}
+    assert model.decoder_input(enc, points).shape == (2, 64, widths[variant])
+
+
+def test_paper_depth_and_batchnorm_build():
+    model = tiny(depth=2, norm="batch", stacks=2)
+    image, points = inputs(size=32)
+    assert model(image, points)["udf"][-1].shape == (2, 64)
+
+
+def test_encode_query_matches_forward_and_calib():
+    model = tiny().eval()
+    image, points = inputs()
+    out = model(image, points)
+    enc = model.encode(image)
+    torch.testing.assert_close(model.query(enc, points), out["udf"][-1])
+    # Garment-frame points through a calib give the same as the NDC points.
+    calib = torch.eye(4).repeat(2, 1, 1)
+    calib[:, :3, :3] *= 2.0
+    calib[:, :3, 3] = torch.tensor([0.1, -0.2, 0.05])
+    garment = (points - calib[:, None, :3, 3]) / 2.0
+    torch.testing.assert_close(model(image, garment, calib=calib)["udf"][-1], out["udf"][-1])
+
+
+def test_wrong_image_size_is_a_clear_error():
+    with pytest.raises(ValueError, match="expects images"):
+        tiny().encode(torch.rand(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="too small"):
+        AnchorUDF(ModelConfig(**{**TINY, "depth": 4}), 10, 32)
+
+
+def test_image_features_sampled_at_projection():
+    """Feature (row, col) planes sampled at pixel-centre NDC give back (row, col)."""
+    h, w = 6, 10
+    rows, cols = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+    feat = torch.stack([rows, cols])[None]  # (1, 2, H, W)
+    rng = np.random.default_rng(0)
+    r, c = rng.integers(0, h, 20), rng.integers(0, w, 20)
+    ndc = np.stack([(c + 0.5) / w * 2 - 1, 1 - (r + 0.5) / h * 2, rng.uniform(-1, 1, 20)], 1)
+    # Same pixels as the camera module's convention says.
+    np.testing.assert_allclose(ndc_to_pixel(ndc, w, h), np.stack([c, r], 1), atol=1e-9)
+    got = sample_image_features(feat, torch.tensor(ndc, dtype=torch.float32)[None])[0]
+    np.testing.assert_allclose(got.numpy(), np.stack([r, c], 1), atol=1e-5)
+    # NDC y = +1 is the top row: a point near the top samples row 0.
+    top = sample_image_features(feat, torch.tensor([[[0.0, 0.999, 0.0]]]))
+    assert top[0, 0, 0] == 0.0
+
+
+def test_voxelize_layout_and_volume_sampling_axes():
+    g = 8
+    point = torch.tensor([[[0.6, -0.3, -0.9]]])  # x, y, z all different: a swap shows
+    occ = voxelize(point, g)
+    assert occ.shape == (1, 1, g, g, g) and occ.sum() == 1
+    ix, iy, iz = (int(np.floor((v + 1) / 2 * g)) for v in (0.6, -0.3, -0.9))
+    assert occ[0, 0, iz, iy, ix] == 1  # [.., z, y, x]
+    # Sampling the occupancy at that voxel's centre reads 1; other centres read 0.
+    centre = lambda i: -1 + (i + 0.5) * 2 / g  # noqa: E731
+    pts = torch.tensor([[[centre(ix), centre(iy), centre(iz)], [centre(iz), centre(iy), centre(ix)]]])
+    vals = sample_volume_features(occ, pts)[0, :, 0]
+    assert vals.tolist() == [1.0, 0.0]
+    # A coordinate-valued volume reads back each point's own (x, y, z) voxel indices.
+    d, hh, ww = torch.meshgrid(torch.arange(g).float(), torch.arange(g).float(), torch.arange(g).float(),
+                               indexing="ij")
+    vol = torch.stack([ww, hh, d])[None]  # channels = (x index, y index, z index)
+    idx = torch.randint(0, g, (1, 30, 3), generator=torch.Generator().manual_seed(1))
+    got = sample_volume_features(vol, -1 + (idx.float() + 0.5) * 2 / g)
+    torch.testing.assert_close(got, idx.float())
+
+
+def test_voxelize_batched_and_duplicates():
+    pts = torch.tensor([[[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.9, 0.9, 0.9]], [[-0.9, -0.9, -0.9]] * 3])
+    occ = voxelize(pts, 4)
+    assert occ[0].sum() == 2 and occ[1].sum() == 1
+    assert occ[0, 0, 2, 2, 2] == 1 and occ[0, 0, 3, 3, 3] == 1 and occ[1, 0, 0, 0, 0] == 1
+
+
+def test_spatial_gradient_matches_finite_differences():
+    model = tiny(stacks=2).double().eval()
+    image, points = inputs(b=2, n=8)
+    image, points = image.double(), points.double()
+    grad = model(image, points, with_grad=True)["grad"]
+    eps = 1e-6
+    fd = torch.zeros_like(points)
+    with torch.no_grad():
+        enc = model.encode(image)
+        for a in range(3):
+            dp = torch.zeros_like(points)
+            dp[..., a] = eps
+            fd[..., a] = (model.query(enc, points + dp) - model.query(enc, points - dp)) / (2 * eps)
+    torch.testing.assert_close(grad, fd, rtol=1e-4, atol=1e-6)
+
+
+def test_items_in_a_batch_are_independent():
+    """The gradient-of-the-sum trick needs f[b, n] to depend on point n of item b only."""
+    model = tiny().eval()
+    image, points = inputs(b=3)
+    full = model(image, points)["udf"][-1]
+    torch.testing.assert_close(model(image[1:2], points[1:2])["udf"][-1], full[1:2])
+    torch.testing.assert_close(model(image, points[:, :10])["udf"][-1], full[:, :10])
+
+
+@pytest.mark.parametrize("output", ["softplus", "abs", "relu"])
+def test_outputs_start_below_delta_with_live_gradients(output):
+    model = tiny(output=output)
+    image, points = inputs()
+    pred = model(image, points)["udf"][-1]
+    assert (pred < 0.2).all() and (pred - INIT_DISTANCE).abs().max() < 0.05
+    udf_loss(pred, torch.full_like(pred, 0.01), 0.2).backward()
+    assert model.decoder.out.bias.grad.abs() > 0
+    assert model.decoder.hidden[0].weight.grad.abs().sum() > 0
+
+
+def test_softplus_keeps_gradients_where_relu_dies():
+    """Drive every pre-activation negative: ReLU has no gradient left, softplus/abs do."""
+    x = torch.randn(2, 16, 5, generator=torch.Generator().manual_seed(0))
+
+    def bias_grad(output: str, bias: float) -> float:
+        torch.manual_seed(0)
+        dec = Decoder(5, [8], output)
+        with torch.no_grad():
+            dec.out.bias.fill_(bias)
+        udf_loss(dec(x), torch.full((2, 16), 0.05), 0.2).backward()
+        return dec.out.bias.grad.abs().item()
+
+    # Far negative: softplus still predicts a small positive distance with a gradient.
+    assert bias_grad("relu", -5.0) == 0.0 and bias_grad("softplus", -5.0) > 0
+    # Slightly negative: abs mirrors it (|y| < delta), ReLU is already dead.
+    assert bias_grad("relu", -0.1) == 0.0 and bias_grad("abs", -0.1) > 0

@@ -1,0 +1,184 @@
+"""Trainer: data order, schedule, smoke training, checkpoints, resume, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from anchorudf.config import load_params
+from anchorudf.train.checkpoint import latest_checkpoint, load_model
+from anchorudf.train.sampler import StepBatchSampler
+from anchorudf.train.synthetic import SyntheticDataset
+from anchorudf.train.trainer import Trainer, lr_at, phase_at, train
+
+TINY = ["model.stacks=1", "model.depth=1", "model.channels=8", "model.grid=8", "model.pos_channels=4",
+        "model.decoder=[32, 16]", "render.size=32", "train.points=64", "anchors.count=20",
+        "train.batch_size=2", "train.log_every=1", "train.threads=1"]
+
+
+def tiny_params(*extra: str):
+    return load_params(None, TINY + list(extra))
+
+
+def dataset(p):
+    return SyntheticDataset.from_params(p, length=5)
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+# -- data order and schedule -----------------------------------------------------------
+
+def test_sampler_epochs_ranks_and_restart():
+    s = StepBatchSampler(length=5, batch_size=2, seed=3)
+    stream = [k for step in range(5) for k in s.keys(step)]  # 10 keys = 2 epochs
+    assert sorted(i for i, _ in stream[:5]) == list(range(5))
+    assert sorted(i for i, _ in stream[5:]) == list(range(5))
+    assert len({seed for _, seed in stream}) == 10  # every draw has its own seed
+    # Ranks split each global batch; a sampler started at step 3 continues the same stream.
+    r0, r1 = StepBatchSampler(5, 2, 3, rank=0, world=2), StepBatchSampler(5, 2, 3, rank=1, world=2)
+    assert [r0.keys(1)[0], r1.keys(1)[0]] == s.keys(1)
+    it = iter(StepBatchSampler(5, 2, 3, start_step=3))
+    assert next(it) == s.keys(3) and next(it) == s.keys(4)
+    assert StepBatchSampler(5, 2, 4).keys(0) != s.keys(0)
+    with pytest.raises(ValueError, match="divisible"):
+        StepBatchSampler(5, 3, 0, world=2)
+
+
+def test_schedule():
+    cfg = tiny_params("train.steps=8", "train.gda_steps=2", "train.lr=0.1", "train.lr_decay_at=0.5").train
+    assert [phase_at(cfg, s) for s in (0, 7, 8, 9)] == ["main", "main", "gda", "gda"]
+    assert lr_at(cfg, 4) == pytest.approx(0.1) and lr_at(cfg, 5) == pytest.approx(0.01)
+
+
+def test_synthetic_items_follow_the_schema():
+    p = tiny_params()
+    item = dataset(p)[(1, 123)]
+    assert item["image"].shape == (3, 32, 32) and item["mask"].shape == (1, 32, 32)
+    assert item["points"].shape == (64, 3) and item["udf"].shape == (64,) and item["anchors"].shape == (20, 3)
+    assert torch.allclose(item["direction"].norm(dim=1), torch.ones(64), atol=1e-5)
+    # udf is the distance to the closest point along -direction.
+    assert torch.equal(item["points"], dataset(p)[(1, 123)]["points"])
+    assert not torch.equal(item["points"], dataset(p)[(1, 124)]["points"])
+    assert (item["image"] * (1 - item["mask"])).abs().max() == 0
+
+
+def test_gda_phase_freezes_encoders_and_trains_decoder():
+    p = tiny_params("train.steps=0", "train.gda_steps=1", "model.norm=batch")
+    from anchorudf.models.anchorudf import AnchorUDF
+    from torch.utils.data import default_collate
+
+    torch.manual_seed(0)
+    tr = Trainer(AnchorUDF(p.model, 20, 32), p.train, torch.device("cpu"))
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    batch = default_collate([dataset(p)[(0, 1)], dataset(p)[(1, 2)]])
+    m = tr.train_step(batch)
+    assert "gda" in m and np.isfinite(m["gda"])
+    after = tr.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("decoder.") for k in changed)  # BN stats too stay put
+    ev = tr.eval_step(batch)
+    assert set(ev) == {"udf", "udf_near_abs", "anchor_chamfer", "gda"} and all(np.isfinite(list(ev.values())))
+    with pytest.raises(KeyError, match="direction"):
+        tr.train_step({k: v for k, v in batch.items() if k != "direction"})
+
+
+# -- training, checkpoints, resume ---------------------------------------------------------
+
+def test_two_step_training_smoke_and_checkpoint_reload(tmp_path):
+    p = tiny_params("train.steps=1", "train.gda_steps=1")
+    metrics = train(p, dataset(p), tmp_path)
+    assert metrics["step"] == 2 and all(np.isfinite(v) for v in metrics.values()) and "gda" in metrics
+    assert (tmp_path / "dvclive" / "metrics.json").is_file()
+    assert (tmp_path / "dvclive" / "plots" / "metrics" / "train" / "udf.tsv").is_file()
+    assert json.loads((tmp_path / "checkpoints" / "latest.json").read_text())["step"] == 2
+    model, meta = load_model(tmp_path / "model")
+    assert meta["step"] == 2 and meta["anchor_count"] == 20 and meta["params"]["train"]["steps"] == 1
+    ck, _ = load_model(latest_checkpoint(tmp_path) / "model.safetensors")
+    g = torch.Generator().manual_seed(0)
+    image, pts = torch.rand(1, 3, 32, 32, generator=g), torch.rand(1, 64, 3, generator=g) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(model(image, pts)["udf"][-1], ck(image, pts)["udf"][-1])
+        # The reloaded model holds exactly the trained weights.
+        for k, v in weights(tmp_path / "model").items():
+            assert torch.equal(model.state_dict()[k], v)
+
+
+def test_resume_matches_uninterrupted(tmp_path):
+    p = tiny_params("train.steps=2", "train.gda_steps=2", "train.ckpt_every=2", "train.lr_decay_at=0.7")
+    train(p, dataset(p), tmp_path / "full")
+    train(p, dataset(p), tmp_path / "cut", max_steps=2)
+    assert not (tmp_path / "cut" / "model").exists()
+    assert latest_checkpoint(tmp_path / "cut").name == "step_00000002"
+    train(p, dataset(p), tmp_path / "cut")  # resume: auto
+    a, b = weights(tmp_path / "full" / "model"), weights(tmp_path / "cut" / "model")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-7)
+    # A checkpoint made with other params is never resumed: the run starts afresh (with a
+    # warning) and ends exactly like a fresh run in an empty folder.
+    other = tiny_params("train.steps=2", "train.gda_steps=2", "train.lr=0.002")
+    with pytest.warns(UserWarning, match="other params"):
+        train(other, dataset(other), tmp_path / "cut")
+    train(other, dataset(other), tmp_path / "fresh")
+    a, b = weights(tmp_path / "fresh" / "model"), weights(tmp_path / "cut" / "model")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-7)
+
+
+# -- DDP --------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, run_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    import torch.distributed as dist
+
+    p = tiny_params("train.steps=1", "train.gda_steps=1")
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        from anchorudf.train.distributed import DistInfo
+        from anchorudf.train.trainer import run_training
+
+        from anchorudf.train.distributed import weights_digest
+
+        _, model = run_training(p, dataset(p), Path(run_dir), DistInfo(rank, world, rank), "cpu", None)
+        # Each rank's own in-memory weights after the last step (main and GDA phase).
+        Path(run_dir, f"digest_{rank}.txt").write_text(weights_digest(model))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_two_processes_identical_weights(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+    assert (tmp_path / "digest_0.txt").read_text() == (tmp_path / "digest_1.txt").read_text()
+
+
+def test_cli_entry_point_with_synthetic_data(tmp_path, capsys):
+    from anchorudf.train.__main__ import main_from_args
+
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  steps: 1\n  gda_steps: 0\n")
+    argv = ["--params", str(params), "--run-dir", str(tmp_path / "run"), "--synthetic", "--synthetic-items", "3"]
+    assert main_from_args(argv + [a for o in TINY for a in ("-S", o)]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 1
+    assert (tmp_path / "run" / "model" / "config.json").is_file()
+    assert main_from_args(argv + ["-S", "train.stepz=3"]) == 2
+    assert "train.stepz" in capsys.readouterr().err
