@@ -101,9 +101,9 @@ class ModelConfig:
     depth: int = _f(2, "hourglass depth, downsamplings per hourglass (4 in the paper)", lo=1, hi=6)
     channels: int = _f(64, "encoder feature channels (256 in the paper)", lo=4, hi=1024)
     norm: Literal["group", "batch"] = _f("group", "normalisation layer of the encoder")
-    grid: int = _f(32, "side of the anchor occupancy grid", lo=4, hi=128)
+    grid: int = _f(16, "side of the anchor occupancy grid (32 in the paper)", lo=4, hi=128)
     pos_channels: int = _f(32, "channels of the anchored position feature", lo=1, hi=256)
-    decoder: list[int] = _f([256, 128, 64], "hidden widths of the decoder MLP (1024-512-256-128 in the paper)")
+    decoder: list[int] = _f([128, 128, 64], "hidden widths of the decoder MLP (1024-512-256-128 in the paper)")
     position_feature: Literal["anchors", "xyz", "depth"] = _f(
         "anchors", "anchors = AnchorUDF; xyz = coordinates only; depth = PIFu's depth (Table 2)")
     output: Literal["softplus", "abs", "relu"] = _f("softplus", "output activation keeping distances >= 0")
@@ -115,8 +115,8 @@ class TrainConfig:
 
     seed: int = _f(0, "seed of initialisation, data order, point draws and augmentation", lo=0)
     device: Literal["auto", "cpu", "cuda"] = _f("auto", "auto = CUDA when present, else CPU")
-    steps: int = _f(3000, "optimisation steps of the main phase", lo=0)
-    gda_steps: int = _f(500, "final steps with L_gda, encoders frozen (paper: last 10 epochs)", lo=0)
+    steps: int = _f(1600, "optimisation steps of the main phase", lo=0)
+    gda_steps: int = _f(200, "final steps with L_gda, encoders frozen (paper: last 10 epochs)", lo=0)
     batch_size: int = _f(8, "items (garment views) per step", lo=1)
     points: int = _f(2000, "query points per item (5000 in the paper)", lo=1)
     sigma_mix: list[float] = _f([0.25, 0.25, 0.25, 0.25],

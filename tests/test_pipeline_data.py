@@ -1,47 +1,12 @@
 """End-to-end preprocessing of a tiny generic dataset, and the training items built from it."""
 
 import numpy as np
-import pytest
-import trimesh
 
-from anchorudf import stages
-from anchorudf.config import load_params
 from anchorudf.geometry.camera import calib_scale, ndc_to_pixel, project, unproject
 
 
-def _open_tube(radius, height, seed):
-    m = trimesh.creation.cylinder(radius, height, sections=24)
-    keep = np.abs(m.face_normals[:, 2]) < 0.5  # drop the caps: an open "skirt"
-    m = trimesh.Trimesh(m.vertices, m.faces[keep], process=True)
-    m = m.subdivide().subdivide()
-    rng = np.random.default_rng(seed)
-    m.vertices += rng.normal(0, 0.003, m.vertices.shape)
-    m.visual.vertex_colors = np.tile(rng.integers(0, 255, 4, dtype=np.uint8), (len(m.vertices), 1))
-    # Z up in the source: tests the up-axis rotation as well
-    return m
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
-    src = root / "src"
-    for i in range(4):
-        cat = "skirt" if i % 2 else "trousers"
-        (src / cat).mkdir(parents=True, exist_ok=True)
-        _open_tube(0.2 + 0.03 * i, 0.6 + 0.05 * i, i).export(src / cat / f"g{i}.ply")
-    (src / "skirt" / "broken.obj").write_text("this is not a mesh\n")
-    p = load_params(None, ["garments.source=generic", f"garments.input={src}", "garments.test_fraction=0.25",
-                           "render.size=64", "render.yaw_step=90", "render.shards=[0, 1]",
-                           "sample.points_per_garment=4000", "sample.shards=[0, 1]",
-                           "anchors.count=16", "anchors.surface_samples=500", "evaluate.gt_points=2000",
-                           "train.points=256"])
-    out = root / "data"
-    summary = stages.preprocess(p, out, up_axis="+Z")
-    return p, out, summary
-
-
-def test_preprocess_outputs_and_rejects(data):
-    p, out, summary = data
+def test_preprocess_outputs_and_rejects(tiny_data):
+    p, out, summary = tiny_data
     assert summary["garments"]["garments"] == 4 and summary["garments"]["rejected"] == 1
     rejects = (out / "garments" / "rejects.csv").read_text()
     assert "broken.obj" in rejects
@@ -50,10 +15,10 @@ def test_preprocess_outputs_and_rejects(data):
     assert (out / "cache" / "anchors" / "index.json").is_file()
 
 
-def test_training_items_line_up_with_pixels(data):
+def test_training_items_line_up_with_pixels(tiny_data):
     from anchorudf.train.data import build_dataset
 
-    p, out, _ = data
+    p, out, _ = tiny_data
     ds = build_dataset(p, "train", garments_dir=out / "garments", render_dir=out / "render",
                        cache_dir=out / "cache")
     assert len(ds) == 3 * 6  # 3 train garments x yaws {0, 40, 90, 180, 270, 320} (test yaws too)
@@ -81,11 +46,11 @@ def test_training_items_line_up_with_pixels(data):
         assert raw["points"].shape == (256, 3)
 
 
-def test_targets_transform_exactly(data):
+def test_targets_transform_exactly(tiny_data):
     from anchorudf.data.cache import load_samples
     from anchorudf.train.data import augmentation_matrix, transform_targets
 
-    p, out, _ = data
+    p, out, _ = tiny_data
     gid = sorted(x.name for x in (out / "render").glob("shard-*/*") if x.is_dir())[0]
     s = load_samples(out / "cache", gid)
     calib = augmentation_matrix(np.random.default_rng(3), True, 0.1, 0.1) @ np.diag([1.5, 1.5, 1.5, 1.0])

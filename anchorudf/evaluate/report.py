@@ -11,11 +11,13 @@ from anchorudf.utils.io import atomic_path, write_text
 
 
 def write_ply_points(path: Path, points: np.ndarray) -> None:
-    import trimesh
-
-    data = trimesh.PointCloud(np.asarray(points, dtype=np.float64)).export(file_type="ply")
+    """Binary little-endian PLY of (N, 3) float32 points (N may be 0)."""
+    pts = np.ascontiguousarray(np.asarray(points, dtype="<f4").reshape(-1, 3))
+    header = ("ply\nformat binary_little_endian 1.0\n"
+              f"element vertex {len(pts)}\nproperty float x\nproperty float y\nproperty float z\n"
+              "end_header\n").encode("ascii")
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        tmp.write_bytes(header + pts.tobytes())
 
 
 def write_mesh(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
