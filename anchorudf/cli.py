@@ -37,10 +37,14 @@ def _fail(message: str, code: int = 1):
 
 
 @app.command("params")
-def params_cmd(params: Path = ParamsOpt, overrides: Optional[list[str]] = SetOpt):
+def params_cmd(params: Path = ParamsOpt, overrides: Optional[list[str]] = SetOpt,
+               reference: bool = typer.Option(False, "--reference", help="print the params reference (Markdown)")):
     """Print the resolved parameters (file + overrides + defaults) as YAML."""
-    from anchorudf.config import dump_params
+    from anchorudf.config import dump_params, params_reference
 
+    if reference:
+        typer.echo(params_reference())
+        return
     typer.echo(dump_params(_load(params, overrides)), nl=False)
 
 

@@ -13,6 +13,7 @@ Overrides use DVC's syntax (``section.key=value``, the value parsed as YAML), so
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+_SCI = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 CATEGORIES = ("tshirt", "longsleeve", "longcoat", "trousers", "shorts", "skirt")
 
@@ -208,6 +211,9 @@ def _check_value(key: str, value: Any, tp: Any) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str) and _SCI.fullmatch(value.strip()):
+            # YAML 1.1 (PyYAML, and DVC's -S) reads "5e-5" as a string: accept the number.
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)
@@ -346,3 +352,12 @@ def field_docs() -> list[tuple[str, Any, str]]:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             rows.append((f"{name}.{f.name}", default, f.metadata.get("doc", "")))
     return rows
+
+
+def params_reference() -> str:
+    """The params reference as a Markdown table (the README embeds it; a test compares)."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for key, default, doc in field_docs():
+        shown = yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip()
+        lines.append(f"| `{key}` | `{shown}` | {doc} |")
+    return "\n".join(lines)

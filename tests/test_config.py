@@ -18,6 +18,7 @@ def test_override_like_dvc():
     p = load_params(ROOT / "params.yaml", ["train.lambda_gda=0.02", "model.position_feature=depth",
                                            "render.test_yaws=[0, 90]"])
     assert p.train.lambda_gda == 0.02
+    assert load_params(ROOT / "params.yaml", ["train.lr=5e-5"]).train.lr == 5e-5  # YAML 1.1 quirk
     assert p.model.position_feature == "depth"
     assert p.render.test_yaws == [0.0, 90.0]
 
@@ -67,3 +68,21 @@ def test_every_field_documented():
     assert all(doc for _, _, doc in rows)
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert {k for k, _, _ in rows} == {f"{s}.{k}" for s, sec in raw.items() for k in sec}
+
+
+def test_paper_preset_is_valid_and_paper_sized():
+    p = load_params(ROOT / "pipeline" / "presets" / "paper.yaml")
+    assert (p.model.stacks, p.model.depth, p.model.channels, p.model.grid) == (5, 4, 256, 32)
+    assert (p.render.size, p.anchors.count, p.train.points, p.train.batch_size) == (512, 600, 5000, 4)
+    assert p.model.decoder == [1024, 512, 256, 128] and p.train.lr == 5e-5
+    assert p.sample.ratios == [0.01, 0.49, 0.5] and p.sample.uniform_ratio == 0
+
+
+def test_readme_embeds_the_params_reference_and_every_command():
+    from anchorudf.cli import app
+    from anchorudf.config import params_reference
+
+    readme = (ROOT / "README.md").read_text()
+    assert params_reference() in readme, "README params reference is stale: paste `anchorudf params --reference`"
+    for cmd in app.registered_commands:
+        assert f"anchorudf {cmd.name}" in readme, f"README does not document `anchorudf {cmd.name}`"
