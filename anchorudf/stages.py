@@ -174,7 +174,8 @@ def preprocess(p: Params, out: Path, *, up_axis: str = "+Y") -> dict:
     return summary
 
 
-def train(p: Params, data_dir: Path, run_dir: Path, *, live_dir: Path | None = None) -> dict:
+def train(p: Params, data_dir: Path, run_dir: Path, *, live_dir: Path | None = None,
+          max_steps: int | None = None) -> dict:
     """Stage 4: train the model on the train split of ``data_dir`` into ``run_dir``."""
     from anchorudf.train.data import build_dataset
     from anchorudf.train.trainer import train as run_training
@@ -185,7 +186,7 @@ def train(p: Params, data_dir: Path, run_dir: Path, *, live_dir: Path | None = N
                                 render_dir=data_dir / "render", cache_dir=data_dir / "cache")
     except (FileNotFoundError, ValueError) as exc:
         raise StageError(f"train: {exc}") from None
-    return run_training(p, dataset, Path(run_dir), live_dir=live_dir)
+    return run_training(p, dataset, Path(run_dir), live_dir=live_dir, max_steps=max_steps)
 
 
 def evaluate(p: Params, data_dir: Path, model_dir: Path, out_dir: Path, recon_dir: Path,

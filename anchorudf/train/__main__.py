@@ -23,6 +23,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("-S", "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="override a parameter (repeatable), like `dvc exp run -S`")
     ap.add_argument("--run-dir", required=True, type=Path, help="checkpoints, logs and the final model")
+    ap.add_argument("--data", default=Path("data"), type=Path,
+                    help="preprocessed data root (garments, render, cache), as `anchorudf train --data`")
+    ap.add_argument("--live-dir", default=None, type=Path, help="dvclive folder (default RUN_DIR/dvclive)")
     ap.add_argument("--synthetic", action="store_true", help="train on the synthetic dataset")
     ap.add_argument("--synthetic-items", type=int, default=16, help="items of the synthetic dataset")
     ap.add_argument("--max-steps", type=int, default=None, help="stop at this absolute step (resumable)")
@@ -47,11 +50,16 @@ def main_from_args(argv: list[str] | None = None) -> int:
         from anchorudf.train.synthetic import SyntheticDataset
 
         dataset = SyntheticDataset.from_params(params, length=args.synthetic_items)
+        metrics = train(params, dataset, args.run_dir, max_steps=args.max_steps, live_dir=args.live_dir)
     else:
-        from anchorudf.train.data import build_dataset
+        from anchorudf import stages
 
-        dataset = build_dataset(params, split="train")
-    metrics = train(params, dataset, args.run_dir, max_steps=args.max_steps)
+        try:  # the same function as `anchorudf train` and the DVC stage
+            metrics = stages.train(params, args.data, args.run_dir, live_dir=args.live_dir,
+                                   max_steps=args.max_steps)
+        except stages.StageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0
