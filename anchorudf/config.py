@@ -151,8 +151,11 @@ class EvaluateConfig:
     seed_points: int = _f(20000, "uniform seeds per round (200k in the paper)", lo=10)
     target_points: int = _f(50000, "dense points to extract (900k in the paper)", lo=10)
     num_steps: int = _f(5, "projection steps per round", lo=1)
-    filter_val: float = _f(0.007, "keep points with predicted distance below this, NDC", lo=0.0)
+    filter_val: float = _f(0.015, "keep points with predicted distance below this, NDC (0.007 in the paper)", lo=0.0)
     reseed_val: float = _f(0.03, "reseed from points with predicted distance below this, NDC", lo=0.0)
+    seeding: Literal["uniform", "anchors"] = _f(
+        "anchors", "uniform = the paper's NDF seeding; anchors = seeds around the predicted anchors")
+    anchor_std: float = _f(0.03, "std of the seeds around each anchor (seeding=anchors), NDC", lo=0.0)
     max_rounds: int = _f(20, "give up after this many rounds", lo=1)
     batch_points: int = _f(50000, "points per network call (memory budget)", lo=1)
     mesh: bool = _f(True, "also extract a mesh from the UDF")

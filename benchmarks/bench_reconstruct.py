@@ -145,7 +145,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    cfg = dataclasses.replace(EvaluateConfig(), seed_points=args.seed_points, target_points=args.points,
+    cfg = dataclasses.replace(EvaluateConfig(), seeding="uniform", filter_val=0.007,  # the paper's NDF
+                              seed_points=args.seed_points, target_points=args.points,
                               mesh_resolution=args.resolution, batch_points=65536)
     rounds = bench_cylinder(args, cfg)
     if not args.skip_model:

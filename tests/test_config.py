@@ -76,6 +76,7 @@ def test_paper_preset_is_valid_and_paper_sized():
     assert (p.render.size, p.anchors.count, p.train.points, p.train.batch_size) == (512, 600, 5000, 4)
     assert p.model.decoder == [1024, 512, 256, 128] and p.train.lr == 5e-5
     assert p.sample.ratios == [0.01, 0.49, 0.5] and p.sample.uniform_ratio == 0
+    assert p.evaluate.seeding == "uniform" and p.evaluate.filter_val == 0.007
 
 
 def test_readme_embeds_the_params_reference_and_every_command():

@@ -96,7 +96,7 @@ def project_points(udf_fn: UdfFn, points: "torch.Tensor", delta: float, num_step
 
 
 def dense_point_cloud(udf_fn: UdfFn, cfg: EvaluateConfig, delta: float, device: str = "cpu",
-                      reseed_std: float | None = None) -> np.ndarray:
+                      reseed_std: float | None = None, anchors: np.ndarray | None = None) -> np.ndarray:
     """(M, 3) float32 NDC points on the zero level of ``udf_fn`` (NDF projection).
 
     Args:
@@ -107,6 +107,9 @@ def dense_point_cloud(udf_fn: UdfFn, cfg: EvaluateConfig, delta: float, device: 
         delta: largest step of one projection (the training clamp, 0.2 NDC in the paper).
         device: torch device the points live on.
         reseed_std: std of the reseeding jitter in NDC; ``None`` = ``delta / 3`` (protocol).
+        anchors: (K, 3) predicted anchors in NDC, used when ``cfg.seeding == "anchors"``:
+            every round then seeds ``anchors + N(0, cfg.anchor_std^2)`` instead of uniform
+            seeds / reseeding from kept points, and keeps points from round 0 on.
 
     Returns exactly ``cfg.target_points`` points (a seeded random subset of all kept
     points), or all kept points with a warning if ``cfg.max_rounds`` rounds were not
@@ -119,19 +122,33 @@ def dense_point_cloud(udf_fn: UdfFn, cfg: EvaluateConfig, delta: float, device: 
     gen = torch.Generator(device="cpu").manual_seed(int(cfg.seed))
     # Random numbers are drawn on the CPU so a seed means the same points on every device.
     seeds = (torch.rand(cfg.seed_points, 3, generator=gen, dtype=torch.float32) * 2 - 1).to(device)
+    from_anchors = cfg.seeding == "anchors"
+    if from_anchors:
+        if anchors is None or len(anchors) == 0:
+            raise ValueError("dense_point_cloud: evaluate.seeding is 'anchors' but no anchors were given")
+        anc = torch.as_tensor(np.asarray(anchors, dtype=np.float32))
+
+        def anchor_seeds() -> "torch.Tensor":
+            idx = torch.randint(len(anc), (cfg.seed_points,), generator=gen)
+            return (anc[idx] + torch.randn(cfg.seed_points, 3, generator=gen) * cfg.anchor_std).to(device)
+
+        seeds = anchor_seeds()
     kept: list[torch.Tensor] = []
     total = 0
     bar = tqdm(total=cfg.target_points, desc="dense points", unit="pt",
                disable=not sys.stderr.isatty())
     for rnd in range(cfg.max_rounds):
         p, f = project_points(udf_fn, seeds, delta, cfg.num_steps, cfg.batch_points)
-        if rnd > 0:
+        if rnd > 0 or from_anchors:
             good = p[f < cfg.filter_val]
             kept.append(good.cpu())
             total += len(good)
             bar.update(min(len(good), max(cfg.target_points - bar.n, 0)))
         if total >= cfg.target_points:
             break
+        if from_anchors:
+            seeds = anchor_seeds()
+            continue
         pool = p[f < cfg.reseed_val]
         if len(pool) == 0:
             # Nothing near the surface yet: start over from fresh uniform seeds.

@@ -40,7 +40,7 @@ def reconstruct_image(model, image, cfg: EvaluateConfig, delta: float, device: s
     def udf_fn(points):  # (N, 3) NDC -> (N,)
         return model.query(feats, points[None])[0]
 
-    points = dense_point_cloud(udf_fn, cfg, delta=delta, device=device)
+    points = dense_point_cloud(udf_fn, cfg, delta=delta, device=device, anchors=anchors)
     v = np.zeros((0, 3))
     f = np.zeros((0, 3), dtype=np.int64)
     if (cfg.mesh if mesh is None else mesh) and len(points) > 0:
