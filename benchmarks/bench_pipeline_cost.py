@@ -40,7 +40,7 @@ def main() -> None:
     p = load_params(None, [f"garments.count={max(n, 6)}", f"garments.anny_cache={args.anny_cache}",
                            "render.size=512", f"render.yaw_step={step}", "render.test_yaws=[0.0]",
                            "render.shards=[0]", f"sample.points_per_garment={args.points}",
-                           "sample.uniform_ratio=0.0", "sample.shards=[0]",
+                           "sample.uniform_ratio=0.0", "sample.shards=[0]", "train.sigma_mix=[0, 0.01, 0.49, 0.5]",
                            "anchors.count=600", "anchors.surface_samples=100000",
                            "evaluate.gt_points=1000000"])
     rows = []
