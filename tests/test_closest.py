@@ -1,5 +1,6 @@
 """Exact closest points vs a brute-force point-to-triangle reference."""
 
+import meshes
 import numpy as np
 import pytest
 
@@ -48,15 +49,8 @@ def single_triangle():
 
 
 def open_cylinder(sections=12, rings=4):
-    ang = np.linspace(0, 2 * np.pi, sections, endpoint=False)
-    ys = np.linspace(-0.4, 0.4, rings)
-    v = np.array([[0.3 * np.cos(t), y, 0.3 * np.sin(t)] for y in ys for t in ang])
-    f = []
-    for r in range(rings - 1):
-        for s in range(sections):
-            i, j = r * sections + s, r * sections + (s + 1) % sections
-            f += [[i, j, i + sections], [j, j + sections, i + sections]]
-    return v, np.array(f)
+    """An open tube of radius 0.3 and height 0.8 (no caps)."""
+    return meshes.open_cylinder(sections, rings)
 
 
 def bumpy_sheet(n=6, seed=0):

@@ -1,5 +1,6 @@
 """Surface sampling, query points with exact targets, k-means anchors."""
 
+import meshes
 import numpy as np
 import pytest
 
@@ -12,15 +13,7 @@ from anchorudf.geometry.sampling import (UNIFORM_HALF_EXTENT, class_counts, quer
 
 def open_cylinder(sections=24, rings=6):
     """An open tube of radius 0.3 and height 0.8 (no caps)."""
-    ang = np.linspace(0, 2 * np.pi, sections, endpoint=False)
-    ys = np.linspace(-0.4, 0.4, rings)
-    v = np.array([[0.3 * np.cos(t), y, 0.3 * np.sin(t)] for y in ys for t in ang])
-    f = []
-    for r in range(rings - 1):
-        for s in range(sections):
-            i, j = r * sections + s, r * sections + (s + 1) % sections
-            f += [[i, j, i + sections], [j, j + sections, i + sections]]
-    return v, np.array(f)
+    return meshes.open_cylinder(sections, rings)
 
 
 def test_split_counts_largest_remainder():
