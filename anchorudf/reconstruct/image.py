@@ -44,6 +44,6 @@ def reconstruct_image(model, image, cfg: EvaluateConfig, delta: float, device: s
     v = np.zeros((0, 3))
     f = np.zeros((0, 3), dtype=np.int64)
     if (cfg.mesh if mesh is None else mesh) and len(points) > 0:
-        v, f = udf_mesh(udf_fn, points, cfg, device=device)
+        v, f = udf_mesh(udf_fn, points, cfg, device=device, min_component_faces=cfg.mesh_min_faces)
     return Reconstruction(points=np.asarray(points, np.float32), anchors=anchors.astype(np.float32),
                           mesh_vertices=np.asarray(v, np.float64), mesh_faces=np.asarray(f, np.int64))
