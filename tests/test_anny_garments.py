@@ -240,3 +240,22 @@ def test_output_frame_is_y_up_front_z(anny_cache, garments):
     assert feet[:, 2].max() - ankle > 2 * (ankle - feet[:, 2].min())  # toes point to +Z
     head = v[v[:, 1] > v[:, 1].max() - 0.25]
     assert head[:, 1].max() > v[:, 1].max() - 1e-9 and head[:, 0].mean() ** 2 < 1e-3  # head on top, centred
+
+
+@pytest.mark.parametrize("category", ["tshirt", "skirt"])
+def test_calibration_on_generated_garments(garments, category):
+    """Render stage calib on garments nobody designed for the render tests: the rasterised
+    projection of the normalised garment's triangles matches the rendered mask."""
+    from test_render import rasterise
+
+    from anchorudf.config import RenderConfig
+    from anchorudf.data.normalize import normalize_mesh
+    from anchorudf.render.views import render_views
+
+    _, mesh, _ = garments[category]
+    mesh, _, _ = normalize_mesh(mesh)
+    cfg = RenderConfig(size=96, yaw_step=0.0, yaws=[0.0], test_yaws=[0.0], backend="osmesa", shards=[0])
+    for view in render_views(mesh, [0.0, 40.0, 135.0, 320.0], cfg, seed=0):
+        ref = rasterise(view.calib, np.asarray(mesh.vertices), np.asarray(mesh.faces), 96)
+        iou = (ref & view.mask).sum() / (ref | view.mask).sum()
+        assert iou >= 0.98, f"{category} yaw {view.yaw}: IoU {iou:.4f}"
