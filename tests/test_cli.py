@@ -32,3 +32,32 @@ def test_bad_override_exits_2_naming_key():
     r = CliRunner().invoke(app, ["params", "--params", str(ROOT / "params.yaml"), "-S", "train.nope=1"])
     assert r.exit_code == 2
     assert "train.nope" in r.output
+
+
+def test_preprocess_cli_keeps_valid_reports_broken_and_strict_fails(tmp_path):
+    import trimesh
+
+    src = tmp_path / "src" / "skirt"
+    src.mkdir(parents=True)
+    for i in range(2):
+        m = trimesh.creation.cylinder(0.2 + 0.05 * i, 0.6, sections=16)
+        keep = abs(m.face_normals[:, 2]) < 0.5
+        trimesh.Trimesh(m.vertices, m.faces[keep]).export(src / f"ok{i}.ply")
+    (src / "broken.obj").write_bytes(b"\x00\xff garbage \x13")
+    (src / "empty.ply").write_bytes(b"")
+    small = ["-S", "render.size=32", "-S", "render.yaw_step=180", "-S", "sample.points_per_garment=500",
+             "-S", "anchors.count=8", "-S", "anchors.surface_samples=100", "-S", "evaluate.gt_points=200",
+             "--params", str(ROOT / "params.yaml")]
+    r = CliRunner().invoke(app, ["preprocess", "--input", str(tmp_path / "src"), "--format", "generic",
+                                 "--out", str(tmp_path / "out")] + small)
+    assert r.exit_code == 0, r.output
+    rejects = (tmp_path / "out" / "garments" / "rejects.csv").read_text()
+    assert "broken.obj" in rejects and "empty.ply" in rejects
+    assert len((tmp_path / "out" / "garments" / "manifest.csv").read_text().splitlines()) == 3
+    assert len(list((tmp_path / "out" / "render").glob("shard-*/*/views.json"))) == 2
+    r = CliRunner().invoke(app, ["preprocess", "--input", str(tmp_path / "src"), "--format", "generic",
+                                 "--out", str(tmp_path / "strict"), "--strict"] + small)
+    assert r.exit_code == 1 and "broken.obj" in r.output and "empty.ply" in r.output
+    r = CliRunner().invoke(app, ["preprocess", "--input", str(tmp_path / "nothing"), "--format", "generic",
+                                 "--out", str(tmp_path / "o2")] + small)
+    assert r.exit_code == 1
