@@ -30,6 +30,7 @@ def reconstruct_image(model, image, cfg: EvaluateConfig, delta: float, device: s
     import torch
 
     from anchorudf.reconstruct.dense import dense_point_cloud
+    from anchorudf.reconstruct.holes import fill_small_holes
     from anchorudf.reconstruct.meshing import udf_mesh
 
     model.eval()
@@ -45,5 +46,6 @@ def reconstruct_image(model, image, cfg: EvaluateConfig, delta: float, device: s
     f = np.zeros((0, 3), dtype=np.int64)
     if (cfg.mesh if mesh is None else mesh) and len(points) > 0:
         v, f = udf_mesh(udf_fn, points, cfg, device=device, min_component_faces=cfg.mesh_min_faces)
+        v, f = fill_small_holes(v, f, cfg.mesh_fill_holes)
     return Reconstruction(points=np.asarray(points, np.float32), anchors=anchors.astype(np.float32),
                           mesh_vertices=np.asarray(v, np.float64), mesh_faces=np.asarray(f, np.int64))
