@@ -94,14 +94,17 @@ def evaluate(p: Params, garments_dir: Path, render_dir: Path, cache_dir: Path, m
     if test.empty:
         raise ValueError(f"{garments_dir}: no test garments in the manifest")
     retrieval = Retrieval(df, garments_dir, render_dir, cache_dir, p) if p.evaluate.baselines else None
-    rows, pictures = [], {}
+    rows, pictures, truths = [], {}, {}
     from tqdm.auto import tqdm
 
     jobs = [(r, yaw) for r in test.itertuples() for yaw in p.render.test_yaws]
     for k, (r, yaw) in enumerate(tqdm(jobs, desc="evaluate", unit="view", dynamic_ncols=True)):
-        v, f = mesh_arrays(load_garment(garments_dir, r.mesh))
-        gt = GroundTruth(r.id, r.category, v, f, load_samples(cache_dir, r.id)["surface_points"],
-                         int(r.boundary_loops))
+        if r.id not in truths:  # once per garment, not once per test yaw
+            v, f = mesh_arrays(load_garment(garments_dir, r.mesh))
+            truths[r.id] = GroundTruth(r.id, r.category, v, f,
+                                       load_samples(cache_dir, r.id)["surface_points"],
+                                       int(r.boundary_loops))
+        gt = truths[r.id]
         view = next((x for x in load_views(render_dir, r.id) if abs(x.yaw - yaw) < 1e-6), None)
         if view is None:
             raise ValueError(f"{r.id}: no rendered view at test yaw {yaw}")

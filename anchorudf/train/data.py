@@ -38,11 +38,6 @@ class ViewRef:
     calib: np.ndarray  # (4, 4) float64
 
 
-def item_seed(seed: int, step: int, index: int) -> int:
-    """A 63-bit seed for one item draw, stable across runs, resumes and ranks."""
-    return int(np.random.SeedSequence([seed, step, index]).generate_state(2, np.uint64)[0] >> np.uint64(1))
-
-
 def load_rgb_mask(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, 3) uint8 image and (H, W) bool mask from the render stage's files."""
     from PIL import Image
@@ -104,9 +99,9 @@ def transform_targets(calib: np.ndarray, points: np.ndarray, udf: np.ndarray,
 class GarmentViewDataset(torch.utils.data.Dataset):
     """(garment, view) pairs of one split; index with ``(index, seed)`` for a seeded draw.
 
-    ``dataset[i]`` uses a seed derived from ``i`` alone; the trainer passes
-    ``(i, item_seed(train.seed, step, i))`` so every draw (points, augmentation) is a pure
-    function of (seed, step, index): resumed and distributed runs see the same items.
+    ``dataset[i]`` uses a seed derived from ``i`` alone; the trainer's sampler passes
+    ``(i, anchorudf.train.sampler.item_seed(train.seed, step, slot, i))`` so every draw (points, augmentation) is a pure
+    function of (seed, step, slot, index): resumed and distributed runs see the same items.
     """
 
     def __init__(self, views: list[ViewRef], reader, params: Params, augment: bool = True):
