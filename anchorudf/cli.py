@@ -67,7 +67,8 @@ def preprocess_cmd(input: Optional[Path] = typer.Option(None, "--input", "-i", h
                    format: str = typer.Option("generic", "--format", "-f", help="generic | mgn | df3d"),
                    out: Path = typer.Option(Path("data"), "--out", "-o", help="output root"),
                    strict: bool = typer.Option(False, "--strict", help="fail if any file is rejected"),
-                   up_axis: str = typer.Option("+Y", "--up-axis", help="up axis of the input meshes"),
+                   up_axis: Optional[str] = typer.Option(None, "--up-axis",
+                                                         help="up axis of the input meshes (sets garments.up_axis)"),
                    params: Path = ParamsOpt, overrides: Optional[list[str]] = SetOpt):
     """Run all preprocessing (garments, render, sample, anchors) outside DVC into OUT."""
     from anchorudf import stages
@@ -77,9 +78,13 @@ def preprocess_cmd(input: Optional[Path] = typer.Option(None, "--input", "-i", h
         extra += [f"garments.source={format}", f"garments.input={input}"]
     if strict:
         extra.append("garments.strict=true")
+    if up_axis is not None:
+        import json
+
+        extra.append(f"garments.up_axis={json.dumps(up_axis)}")  # a YAML string, whatever it holds
     p = _load(params, extra)
     try:
-        stages.preprocess(p, out, up_axis=up_axis)
+        stages.preprocess(p, out)
     except stages.StageError as exc:
         _fail(str(exc))
 
@@ -136,16 +141,29 @@ def anchors_cmd(garments: Path = typer.Option(Path("data/garments"), help="garme
 def train_cmd(data: Path = typer.Option(Path("data"), help="preprocessed data root (garments, render, cache)"),
               run_dir: Path = typer.Option(Path("data/train"), "--run-dir", help="checkpoints and final model"),
               live_dir: Optional[Path] = typer.Option(None, "--live-dir", help="dvclive folder (metrics, plots)"),
+              max_steps: Optional[int] = typer.Option(None, "--max-steps",
+                                                      help="stop at this absolute step (resumable)"),
+              synthetic: bool = typer.Option(False, "--synthetic",
+                                             help="train on a tiny synthetic dataset (smoke tests), not DATA"),
+              synthetic_items: int = typer.Option(16, "--synthetic-items", help="items of the synthetic dataset"),
               params: Path = ParamsOpt, overrides: Optional[list[str]] = SetOpt):
-    """Stage 4: train AnchorUDF (CUDA when present, else CPU). For several GPUs:
-    torchrun --nproc_per_node=N -m anchorudf.train --params params.yaml ..."""
+    """Stage 4: train AnchorUDF (CUDA when present, else CPU); prints the final metrics (JSON).
+
+    Several GPUs or nodes: torchrun --nproc_per_node=N -m anchorudf train [OPTIONS]
+    """
+    import json
+    import os
+
     from anchorudf import stages
 
     p = _load(params, overrides)
     try:
-        stages.train(p, data, run_dir, live_dir=live_dir)
+        metrics = stages.train(p, data, run_dir, live_dir=live_dir, max_steps=max_steps,
+                               synthetic_items=synthetic_items if synthetic else None)
     except stages.StageError as exc:
         _fail(str(exc))
+    if int(os.environ.get("RANK", "0")) == 0:  # one copy under torchrun
+        typer.echo(json.dumps(metrics, indent=2, sort_keys=True))
 
 
 @app.command("evaluate")
@@ -174,7 +192,7 @@ def reconstruct_cmd(image: Path = typer.Argument(..., help="RGB(A) image of a ga
                     no_mesh: bool = typer.Option(False, "--no-mesh", help="points only"),
                     params: Path = ParamsOpt, overrides: Optional[list[str]] = SetOpt):
     """Reconstruct one garment image: points.ply, mesh.ply/.obj, anchors.ply, preview.png."""
-    from anchorudf.reconstruct.cli import InputImageError, run_reconstruct
+    from anchorudf.reconstruct.run import InputImageError, run_reconstruct
 
     p = _load(params, overrides)
     try:

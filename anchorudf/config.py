@@ -25,6 +25,8 @@ import yaml
 _SCI = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 CATEGORIES = ("tshirt", "longsleeve", "longcoat", "trousers", "shorts", "skirt")
+#: Up axes of user meshes (``garments.up_axis``); a missing sign means "+", case is ignored.
+UP_AXES = ("+X", "-X", "+Y", "-Y", "+Z", "-Z")
 
 
 class ConfigError(ValueError):
@@ -47,6 +49,8 @@ class GarmentsConfig:
     source: Literal["default", "generic", "mgn", "df3d"] = _f(
         "default", "default = the embedded anny garment set; generic/mgn/df3d = a user dataset at `input`")
     input: str = _f("", "folder of a user dataset (ignored for source=default)")
+    up_axis: str = _f("+Y", "up axis of the user meshes, rotated to +Y: +X, -X, +Y, -Y, +Z or -Z "
+                      "(ignored for source=default)")
     seed: int = _f(0, "seed of the default garment generator and of the split", lo=0)
     count: int = _f(60, "number of generated garments (source=default)", lo=1, hi=100000)
     categories: list[str] = _f(list(CATEGORIES), "categories to generate (default) or keep (user data)")
@@ -282,6 +286,10 @@ def _validate(p: Params) -> None:
         raise ConfigError("render.yaws: must list yaws when render.yaw_step is 0")
     if len(p.render.background) != 3 or any(not 0 <= c <= 255 for c in p.render.background):
         raise ConfigError("render.background: must be three integers in [0, 255]")
+    axis = p.garments.up_axis.strip().upper()
+    if ("+" + axis if len(axis) == 1 else axis) not in UP_AXES:
+        raise ConfigError(f"garments.up_axis: {p.garments.up_axis!r} is not one of {list(UP_AXES)} "
+                          "(a missing sign means +, case is ignored)")
     if p.garments.source != "default" and not p.garments.input:
         raise ConfigError(f"garments.input: required when garments.source is {p.garments.source!r}")
 

@@ -134,7 +134,8 @@ def run_case(config: str, method: str, args_dict: dict) -> dict:
     from anchorudf.config import load_params
     from anchorudf.models.anchorudf import AnchorUDF
     from anchorudf.train.synthetic import SyntheticDataset
-    from anchorudf.train.trainer import Trainer, resolve_device_type
+    from anchorudf.train.trainer import Trainer
+    from anchorudf.utils.device import resolve_device_type
 
     args = argparse.Namespace(**args_dict)
     if args.threads > 0:

@@ -38,9 +38,9 @@ def tiny_data(tmp_path_factory):
                            "render.size=64", "render.yaw_step=90", "render.shards=[0, 1]",
                            "sample.points_per_garment=4000", "sample.shards=[0, 1]",
                            "anchors.count=16", "anchors.surface_samples=500", "evaluate.gt_points=2000",
-                           "train.points=256"])
+                           "train.points=256", "garments.up_axis=+Z"])
     out = root / "data"
-    summary = stages.preprocess(p, out, up_axis="+Z")
+    summary = stages.preprocess(p, out)
     return p, out, summary
 
 

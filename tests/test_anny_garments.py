@@ -16,9 +16,12 @@ import numpy as np
 import pytest
 
 from anchorudf.config import CATEGORIES
-from anchorudf.data import anny_body as ab
-from anchorudf.data.anny_garments import EXPECTED_LOOPS, TOPS, plan_garments
-from anchorudf.data.diversity import chamfer_paper, nearest_train_distances, normalised_samples
+from anchorudf.data.anny import body as ab
+from anchorudf.data.anny.garments import EXPECTED_LOOPS
+from anchorudf.data.anny.plan import TOPS, plan_garments
+from anchorudf.data.diversity import nearest_train_distances, normalised_samples
+from anchorudf.geometry import surface as sf
+from anchorudf.geometry.distance import paper_chamfer
 from anchorudf.geometry.topology import boundary_edges, boundary_loops, face_components
 
 ANNY_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "anny"
@@ -76,19 +79,19 @@ def _area_normal(v, f):
 
 def test_subdivide_and_clip_against_exact_geometry():
     v, q = _grid(5)
-    q2, v2 = ab.subdivide_quads(q, v)
-    tri = ab.quads_to_triangles(q2)
+    q2, v2 = sf.subdivide_quads(q, v)
+    tri = sf.quads_to_triangles(q2)
     area, cr = _area_normal(v2, tri)
     assert len(q2) == 4 * len(q) and np.isclose(area, 1.0) and (cr[:, 2] > 0).all()
     # A linear field is cut exactly: keep x + 0.5 y <= 0.8 -> a known trapezoid area.
     phi = v2[:, 0] + 0.5 * v2[:, 1] - 0.8
-    f3, v3 = ab.clip_mesh(tri, v2, phi)
+    f3, v3 = sf.clip_mesh(tri, v2, phi)
     area3, cr3 = _area_normal(v3, f3)
     assert np.isclose(area3, 0.8 - 0.25) and (cr3[:, 2] > 0).all()
     assert (v3[:, 0] + 0.5 * v3[:, 1] <= 0.8 + 1e-12).all()
     assert len(np.unique(face_components(f3))) == 1 and boundary_loops(f3) == 1
     # A disc-shaped hole in the middle makes a second boundary loop.
-    f4, v4 = ab.clip_mesh(tri, v2, 0.2 - np.hypot(v2[:, 0] - 0.5, v2[:, 1] - 0.5))
+    f4, v4 = sf.clip_mesh(tri, v2, 0.2 - np.hypot(v2[:, 0] - 0.5, v2[:, 1] - 0.5))
     assert boundary_loops(f4) == 2
     hole = 1.0 - _area_normal(v4, f4)[0]
     assert abs(hole - np.pi * 0.2 ** 2) < 0.02  # polygonal approximation of the disc
@@ -101,7 +104,7 @@ def test_push_out_leaves_no_point_inside_a_sphere():
     rng = np.random.default_rng(0)
     pts = rng.normal(size=(300, 3))
     pts *= (rng.uniform(0.2, 1.5, 300) / np.linalg.norm(pts, axis=1))[:, None]
-    out, left = ab.push_out(pts, sphere, margin=0.01)
+    out, left = sf.push_out(pts, sphere, margin=0.01)
     assert left == 0 and not sphere.contains(out).any()
     was_out = np.linalg.norm(pts, axis=1) > 1.0
     assert np.array_equal(out[was_out], pts[was_out])  # outside points are untouched
@@ -149,7 +152,7 @@ def test_nearest_train_matches_brute_force_and_is_scale_free():
             ref[s.garment_id] = 0.5 * (d2.min(1).mean() + d2.min(0).mean())
         best = min(ref, key=ref.get)
         assert row.nearest_train_id == best and np.isclose(row.chamfer, ref[best], rtol=1e-9)
-        assert np.isclose(chamfer_paper(pts[row.id], pts[best]), ref[best], rtol=1e-9)
+        assert np.isclose(paper_chamfer(pts[row.id], pts[best]), ref[best], rtol=1e-9)
     scaled = {k: m.copy().apply_scale(3.0) for k, m in meshes.items()}
     df2 = nearest_train_distances(scaled, specs, n_points=400, seed=3)
     assert np.allclose(df2["chamfer"], df["chamfer"], rtol=1e-6)
@@ -169,7 +172,7 @@ def anny_cache() -> Path:
 
 @pytest.fixture(scope="module")
 def garments(anny_cache):
-    from anchorudf.data.anny_garments import garment_body, generate_garment
+    from anchorudf.data.anny.garments import garment_body, generate_garment
 
     specs = plan_garments(12, list(CATEGORIES), seed=7, test_fraction=0.2)[6:]  # one per category
     return {s.category: (s, generate_garment(s, anny_cache), garment_body(s, anny_cache)) for s in specs}
@@ -181,7 +184,7 @@ def test_cache_holds_only_the_compact_model(anny_cache):
 
 
 def test_generator_is_deterministic(anny_cache, garments):
-    from anchorudf.data.anny_garments import generate_garment
+    from anchorudf.data.anny.garments import generate_garment
 
     spec, mesh, _ = garments["longcoat"]
     again = generate_garment(spec, anny_cache)
@@ -229,7 +232,7 @@ def _capped_signed_volume(v: np.ndarray, f: np.ndarray) -> float:
 def test_output_frame_is_y_up_front_z(anny_cache, garments):
     import dataclasses
 
-    from anchorudf.data.anny_garments import garment_body
+    from anchorudf.data.anny.garments import garment_body
 
     spec = dataclasses.replace(garments["tshirt"][0], pose="a_pose", pose_jitter=(0.0,) * 6)
     v = np.asarray(garment_body(spec, anny_cache).vertices)

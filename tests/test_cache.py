@@ -208,8 +208,8 @@ def test_broken_garment_is_reported_and_skipped(tmp_path):
         warnings.simplefilter("always")
         summary = build_sample_shard(garments, tmp_path / "cache", cfg, 0)
         anchors = build_anchors(garments, tmp_path / "cache", ACFG, GT)
-    assert list(summary["failed"]) == ["g9"] and "missing" in summary["failed"]["g9"]
-    assert list(anchors["failed"]) == ["g9"] and anchors["garments"] == 4
+    assert [f["id"] for f in summary["failed"]] == ["g9"] and "missing" in summary["failed"][0]["error"]
+    assert [f["id"] for f in anchors["failed"]] == ["g9"] and anchors["garments"] == 4
     assert any("g9" in str(w.message) for w in caught)
     assert json.loads((tmp_path / "cache/samples/shard-0/failed.json").read_text()).keys() == {"g9"}
     assert SampleReader(tmp_path / "cache").garment_ids == ["g0", "g1", "g2", "g3"]

@@ -49,3 +49,16 @@ def test_readme_quickstart_matches_ci():
     test_cmd = "bash .ci/setup --dev && .venv/bin/python -m pytest -q"
     assert test_cmd in readme and test_cmd in ci
     assert "bash .ci/setup && . .venv/bin/activate && dvc repro" in readme
+
+
+def test_documented_python_m_commands_exist():
+    """Every ``-m MODULE`` in the READMEs (e.g. torchrun's) names a runnable module."""
+    import importlib.util
+
+    for doc in (ROOT / "README.md", ROOT / "docker" / "README.md"):
+        for name in set(re.findall(r"-m\s+(anchorudf[\w.]*)", doc.read_text())):
+            spec = importlib.util.find_spec(name)
+            assert spec is not None, f"{doc.name}: -m {name}: no such module"
+            if spec.submodule_search_locations is not None:  # a package runs its __main__
+                assert importlib.util.find_spec(f"{name}.__main__") is not None, f"{doc.name}: -m {name}"
+    assert "-m anchorudf train" in (ROOT / "docker" / "README.md").read_text()

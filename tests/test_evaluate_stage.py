@@ -46,7 +46,7 @@ def test_train_stage_writes_model_and_curves(trained):
 
 def test_evaluate_with_a_perfect_reconstruction_scores_zero(trained, tmp_path, monkeypatch):
     """Frames check: feeding the ground truth in the view's NDC must give ~0 error."""
-    import anchorudf.reconstruct.image as image_mod
+    import anchorudf.evaluate.stage as stage_mod
     from anchorudf.data.cache import load_samples
     from anchorudf.geometry.camera import project
     from anchorudf.reconstruct.image import Reconstruction
@@ -61,8 +61,6 @@ def test_evaluate_with_a_perfect_reconstruction_scores_zero(trained, tmp_path, m
         pts = project(calib, s).astype(np.float32)
         return Reconstruction(pts, pts[:16], np.zeros((0, 3)), np.zeros((0, 3), np.int64))
 
-    import anchorudf.render as render_mod
-
     def spying_load_views(out_dir, gid):  # the stage loads the test view right before reconstructing
         views = real_load_views(out_dir, gid)
         current["gid"] = gid
@@ -73,8 +71,8 @@ def test_evaluate_with_a_perfect_reconstruction_scores_zero(trained, tmp_path, m
     p1 = load_params(None, _same_preprocessing(p) + TINY + ["render.test_yaws=[40.0]",
                                                              "evaluate.baselines=false",
                                                              "evaluate.metric_points=2000"])
-    monkeypatch.setattr(image_mod, "reconstruct_image", fake_reconstruct)
-    monkeypatch.setattr(render_mod, "load_views", spying_load_views)
+    monkeypatch.setattr(stage_mod, "reconstruct_image", fake_reconstruct)
+    monkeypatch.setattr(stage_mod, "load_views", spying_load_views)
     summary = stages.evaluate(p1, data, run / "model", tmp_path / "eval", tmp_path / "recon",
                               tmp_path / "metrics.json")
     m = summary["anchorudf_points"]

@@ -1,6 +1,6 @@
 import numpy as np
 
-from anchorudf.evaluate.pictures import mesh_points, panel, splat
+from anchorudf.render.pictures import mesh_points, panel, splat
 
 
 def test_splat_places_points_in_ndc():

@@ -42,6 +42,26 @@ def test_surface_samples_are_area_weighted_and_on_surface():
     assert np.allclose(pts[fid == 1].mean(0), v[3:].mean(0), atol=0.02)
 
 
+def test_surface_samples_choice_pick_is_the_generator_choice_stream():
+    # pick="choice" draws faces exactly as rng.choice(F, n, p=areas/sum) and then the same
+    # barycentric map (the diversity report and the pictures were made with that stream).
+    v, f = open_cylinder(12, 4)
+    v = v * np.array([1.0, 1.3, 0.7])
+    pts, fid = surface_samples(v, f, 5000, np.random.default_rng(3), pick="choice")
+    rng = np.random.default_rng(3)
+    t = v[f]
+    area = 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1)
+    ref_fid = rng.choice(len(f), size=5000, p=area / area.sum())
+    r1, r2 = rng.random(5000), rng.random(5000)
+    s = np.sqrt(r1)
+    ref = (1 - s)[:, None] * t[ref_fid, 0] + (s * (1 - r2))[:, None] * t[ref_fid, 1] + (s * r2)[:, None] * t[ref_fid, 2]
+    assert np.array_equal(fid, ref_fid) and np.array_equal(pts, ref)
+    _, cdf_fid = surface_samples(v, f, 5000, np.random.default_rng(3))
+    assert np.mean(cdf_fid == fid) > 0.99  # the default "cdf" pick: same draws, other rounding
+    with pytest.raises(ValueError, match="pick"):
+        surface_samples(v, f, 10, np.random.default_rng(0), pick="uniform")
+
+
 def test_query_points_classes_and_targets():
     v, f = open_cylinder(24, 6)
     cfg = SampleConfig(points_per_garment=4000, sigmas=[0.08, 0.02, 0.003], ratios=[0.01, 0.49, 0.5],

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from anchorudf.config import load_params
-from anchorudf.train.checkpoint import latest_checkpoint, load_model
+from anchorudf.models.checkpoint import load_model
+from anchorudf.train.checkpoint import latest_checkpoint
 from anchorudf.train.sampler import StepBatchSampler
 from anchorudf.train.synthetic import SyntheticDataset
 from anchorudf.train.trainer import Trainer, lr_at, phase_at, train
@@ -171,14 +172,43 @@ def test_ddp_two_processes_identical_weights(tmp_path):
     assert (tmp_path / "digest_0.txt").read_text() == (tmp_path / "digest_1.txt").read_text()
 
 
-def test_cli_entry_point_with_synthetic_data(tmp_path, capsys):
-    from anchorudf.train.__main__ import main_from_args
+def test_cli_entry_point_with_synthetic_data(tmp_path):
+    from typer.testing import CliRunner
+
+    from anchorudf.cli import app
 
     params = tmp_path / "params.yaml"
     params.write_text("train:\n  steps: 1\n  gda_steps: 0\n")
-    argv = ["--params", str(params), "--run-dir", str(tmp_path / "run"), "--synthetic", "--synthetic-items", "3"]
-    assert main_from_args(argv + [a for o in TINY for a in ("-S", o)]) == 0
-    assert json.loads(capsys.readouterr().out)["step"] == 1
+    argv = ["train", "--params", str(params), "--run-dir", str(tmp_path / "run"), "--synthetic",
+            "--synthetic-items", "3"]
+    r = CliRunner().invoke(app, argv + [a for o in TINY for a in ("-S", o)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout[r.stdout.index("{"):])["step"] == 1
     assert (tmp_path / "run" / "model" / "config.json").is_file()
-    assert main_from_args(argv + ["-S", "train.stepz=3"]) == 2
-    assert "train.stepz" in capsys.readouterr().err
+    r = CliRunner().invoke(app, argv + ["-S", "train.stepz=3"])
+    assert r.exit_code == 2 and "train.stepz" in r.output
+
+
+def test_python_m_anchorudf_runs_the_cli():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "anchorudf", "train", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "--max-steps" in r.stdout and "--synthetic" in r.stdout and "torchrun" in r.stdout
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_through_python_m_anchorudf(tmp_path):
+    """The documented multi-GPU command, on CPU (gloo): one metrics print, from rank 0."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run",  # = torchrun
+           "--nproc_per_node=2", "--master_port", str(_free_port()), "-m", "anchorudf", "train",
+           "--run-dir", str(tmp_path / "run"), "--synthetic", "--synthetic-items", "4",
+           "-S", "train.steps=1", "-S", "train.gda_steps=1"] + [a for o in TINY for a in ("-S", o)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count('"step"') == 1 and json.loads(r.stdout)["step"] == 2
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()

@@ -39,9 +39,12 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from anchorudf.config import AnchorsConfig, SampleConfig
 
 FORMAT = 1
 SAMPLE_ARRAYS = {"points": "float32", "udf": "float32", "closest": "float32",
@@ -62,7 +65,7 @@ def sha256_file(path: Path, block: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def sample_params(cfg) -> dict[str, Any]:
+def sample_params(cfg: SampleConfig) -> dict[str, Any]:
     """What a samples shard records as its params: the ``sample`` section + derived constants."""
     from anchorudf.geometry.sampling import UNIFORM_HALF_EXTENT
 
@@ -71,7 +74,7 @@ def sample_params(cfg) -> dict[str, Any]:
     return out
 
 
-def anchor_params(cfg, gt_points: int) -> dict[str, Any]:
+def anchor_params(cfg: AnchorsConfig, gt_points: int) -> dict[str, Any]:
     """What the anchors index records as its params: ``anchors`` section + ``gt_points``."""
     return {**dataclasses.asdict(cfg), "gt_points": int(gt_points)}
 
@@ -112,7 +115,7 @@ def shard_dirs(cache_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[6:]))
 
 
-def _verify_samples(cache_dir: Path, sample_cfg) -> int:
+def _verify_samples(cache_dir: Path, sample_cfg: SampleConfig | None) -> int:
     dirs = shard_dirs(cache_dir)
     if sample_cfg is not None:
         dirs = [Path(cache_dir) / "samples" / f"shard-{k}" for k in range(len(sample_cfg.shards))]
@@ -131,7 +134,7 @@ def _verify_samples(cache_dir: Path, sample_cfg) -> int:
     return len(dirs)
 
 
-def _verify_anchors(cache_dir: Path, anchors_cfg, gt_points) -> int:
+def _verify_anchors(cache_dir: Path, anchors_cfg: AnchorsConfig | None, gt_points: int | None) -> int:
     folder = Path(cache_dir) / "anchors"
     index = read_index(folder / "index.json")
     if anchors_cfg is not None:
@@ -147,8 +150,8 @@ def _verify_anchors(cache_dir: Path, anchors_cfg, gt_points) -> int:
     return len(index["garments"])
 
 
-def verify_cache(cache_dir: str | Path, sample_cfg=None, anchors_cfg=None,
-                 gt_points: int | None = None) -> dict[str, int]:
+def verify_cache(cache_dir: str | Path, sample_cfg: SampleConfig | None = None,
+                 anchors_cfg: AnchorsConfig | None = None, gt_points: int | None = None) -> dict[str, int]:
     """Check every checksum, shape and dtype of the cache; with configs, that params match.
 
     Verifies ``samples/`` when it exists or ``sample_cfg`` is given, and ``anchors/`` when it

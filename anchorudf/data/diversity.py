@@ -5,10 +5,13 @@ Distances follow the paper's Chamfer convention, in the canonical normalised gar
 
     chamfer(A, B) = 0.5 * (mean_a min_b |a - b|^2 + mean_b min_a |a - b|^2)
 
-i.e. squared distances, in (garment-frame units)^2. No alignment beyond the normalisation.
+i.e. squared distances, in (garment-frame units)^2 (the shared kernel is
+:func:`anchorudf.geometry.distance.paper_chamfer`). No alignment beyond the normalisation.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -16,6 +19,8 @@ import numpy as np
 def normalised_samples(mesh, n_points: int, seed: int) -> np.ndarray:
     """(n_points, 3) area-uniform surface samples of ``mesh`` in its canonical frame
     (bbox centred, largest extent 1). Seeded: same mesh and seed, same points."""
+    from anchorudf.geometry.sampling import surface_samples
+
     v = np.asarray(mesh.vertices, dtype=np.float64)
     f = np.asarray(mesh.faces, dtype=np.int64)
     lo, hi = v.min(axis=0), v.max(axis=0)
@@ -23,22 +28,8 @@ def normalised_samples(mesh, n_points: int, seed: int) -> np.ndarray:
     if len(f) == 0 or extent <= 0:
         raise ValueError("cannot sample a mesh without faces or with zero extent")
     v = (v - 0.5 * (lo + hi)) / extent
-    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-    area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
-    rng = np.random.default_rng(seed)
-    tri = rng.choice(len(f), size=n_points, p=area / area.sum())
-    r1, r2 = rng.random(n_points), rng.random(n_points)
-    s = np.sqrt(r1)
-    return ((1 - s)[:, None] * a[tri] + (s * (1 - r2))[:, None] * b[tri] + (s * r2)[:, None] * c[tri])
-
-
-def chamfer_paper(a: np.ndarray, b: np.ndarray) -> float:
-    """0.5 * (mean squared NN distance a->b + mean squared NN distance b->a)."""
-    from scipy.spatial import cKDTree
-
-    da, _ = cKDTree(b).query(a)
-    db, _ = cKDTree(a).query(b)
-    return 0.5 * (float(np.mean(da ** 2)) + float(np.mean(db ** 2)))
+    pts, _ = surface_samples(v, f, n_points, np.random.default_rng(seed), pick="choice")
+    return pts
 
 
 def nearest_train_distances(meshes: dict, specs: list, n_points: int = 10000, seed: int = 0):
@@ -83,14 +74,34 @@ def nearest_train_distances(meshes: dict, specs: list, n_points: int = 10000, se
 
 
 def _chamfer_bounded(a: np.ndarray, b: np.ndarray, tree_b, tree_a, bound: float, chunk: int = 2000) -> float:
-    """Paper Chamfer of samples a, b, or ``inf`` as soon as a partial sum proves it is
-    >= ``bound`` (every unvisited squared distance is >= 0, so partial sums are lower bounds)."""
+    """Paper Chamfer of samples a, b (:func:`anchorudf.geometry.distance.paper_chamfer`,
+    summed chunk by chunk), or ``inf`` as soon as a partial sum proves it is >= ``bound``
+    (every unvisited squared distance is >= 0, so partial sums are lower bounds)."""
+    from anchorudf.geometry.distance import nn_dist
+
     total, na, nb = 0.0, len(a), len(b)
     for start in range(0, max(na, nb), chunk):
         if start < na:
-            total += 0.5 * float(np.sum(tree_b.query(a[start:start + chunk])[0] ** 2)) / na
+            total += 0.5 * float(np.sum(nn_dist(a[start:start + chunk], tree_b) ** 2)) / na
         if start < nb:
-            total += 0.5 * float(np.sum(tree_a.query(b[start:start + chunk])[0] ** 2)) / nb
+            total += 0.5 * float(np.sum(nn_dist(b[start:start + chunk], tree_a) ** 2)) / nb
         if total >= bound:
             return np.inf
     return total
+
+
+def write_diversity(meshes: dict, specs: list, out: Path) -> dict:
+    """Write ``out/diversity.csv`` (:func:`nearest_train_distances` of the garments that
+    have a mesh) and return its summary: median, minimum and per-category median of the
+    nearest-train Chamfer, x 1e3 (empty when there is no test or no training garment)."""
+    from anchorudf.utils.io import write_text
+
+    specs = [s for s in specs if s.garment_id in meshes]
+    df = nearest_train_distances(meshes, specs)
+    write_text(Path(out) / "diversity.csv", df.to_csv(index=False, lineterminator="\n"))
+    if df.empty:
+        return {}
+    per_cat = df.groupby("category")["chamfer"].median()
+    return {"nearest_train_chamfer_median_1e3": float(df["chamfer"].median() * 1e3),
+            "nearest_train_chamfer_min_1e3": float(df["chamfer"].min() * 1e3),
+            "nearest_train_chamfer_by_category_1e3": {k: float(v * 1e3) for k, v in per_cat.items()}}

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from anchorudf.data.manifest import GarmentSetError
 from anchorudf.data.sources import SourceItem, discover_sources
 
 # What a mismatched file really is, from its first bytes.
@@ -31,7 +32,7 @@ _MAGIC = [(b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG\r\n\x1a\n", "a PNG image
 _TEXT_FORMATS = (".obj", ".off", ".gltf")
 
 
-class IngestError(RuntimeError):
+class IngestError(GarmentSetError):
     """The dataset cannot be ingested; ``rejects`` lists the rejected files."""
 
     def __init__(self, message: str, rejects: list[dict] | None = None):
@@ -145,13 +146,12 @@ def load_mesh_file(path: str | Path, texture: Path | None = None):
     return mesh, notes
 
 
-def _process(job: tuple) -> tuple[str, dict]:
+def _process(item: SourceItem, root: Path, out_dir: Path, up_axis: str, units: str) -> tuple[str, dict]:
     """Worker: one SourceItem -> ("ok", row without split) or ("reject", {file, reason})."""
+    from anchorudf.data.manifest import manifest_row
     from anchorudf.data.meshio import save_garment
     from anchorudf.data.normalize import clean_mesh, normalize_mesh
-    from anchorudf.geometry.topology import boundary_loops
 
-    item, root, out_dir, up_axis, units = job
     rel = item.path.relative_to(root).as_posix()
     try:
         mesh, notes = load_mesh_file(item.path, item.texture)
@@ -164,12 +164,8 @@ def _process(job: tuple) -> tuple[str, dict]:
         notes = clean_notes + notes + [size + (", guessed)" if units == "auto" else ")")]
         mesh_rel = save_garment(out_dir, item.garment_id, mesh)
         changed = (len(mesh.vertices), len(mesh.faces)) != n_in
-        row = {"id": item.garment_id, "category": item.category, "split": "", "group": item.group,
-               "source": rel, "mesh": mesh_rel, "vertices": len(mesh.vertices),
-               "faces": len(mesh.faces), "boundary_loops": boundary_loops(mesh.faces),
-               "scale": float(scale), "offset_x": float(offset[0]), "offset_y": float(offset[1]),
-               "offset_z": float(offset[2]), "status": "cleaned" if changed else "ok",
-               "notes": "; ".join(notes)}
+        row = manifest_row(item.garment_id, item.category, "", item.group, rel, mesh_rel, mesh, scale, offset,
+                           status="cleaned" if changed else "ok", notes="; ".join(notes))
         return "ok", row
     except RejectedFile as exc:
         return "reject", {"file": rel, "reason": str(exc)}
@@ -190,22 +186,6 @@ def assign_splits(groups: list[str], test_fraction: float, seed: int) -> dict[st
     perm = np.random.default_rng(seed).permutation(n)
     test = {uniq[i] for i in perm[:n_test]}
     return {g: ("test" if g in test else "train") for g in uniq}
-
-
-def _run_jobs(jobs: list[tuple], workers: int) -> list[tuple[str, dict]]:
-    import sys
-
-    from tqdm import tqdm
-
-    bar = dict(total=len(jobs), desc="ingest", unit="file", disable=not sys.stderr.isatty())
-    if workers <= 1 or len(jobs) <= 1:
-        return [_process(j) for j in tqdm(jobs, **bar)]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    ctx = multiprocessing.get_context("spawn")  # fork is unsafe once torch/OpenGL threads exist
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        return list(tqdm(pool.map(_process, jobs, chunksize=1), **bar))
 
 
 def _candidates(input_dir: Path, fmt: str, out_dir: Path, categories) -> list[SourceItem]:
@@ -244,16 +224,20 @@ def ingest_dataset(input_dir: Path, fmt: str, out_dir: Path, *, categories: list
     """
     from anchorudf.data.manifest import write_manifest
     from anchorudf.data.normalize import up_rotation
+    from anchorudf.utils.parallel import run_per_garment
 
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     up_rotation(up_axis)  # fail fast on a bad axis
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"test_fraction {test_fraction} not in [0, 1)")
     items = _candidates(input_dir, fmt, out_dir, categories)
-    jobs = [(it, input_dir, out_dir, up_axis, units) for it in items]
+    jobs = {it.path.relative_to(input_dir).as_posix(): (it, input_dir, out_dir, up_axis, units) for it in items}
+    done, crashed = run_per_garment(_process, jobs, workers, "ingest", unit="file")
     rows, rejects = [], []
-    for kind, rec in _run_jobs(jobs, workers):
+    for kind, rec in done.values():
         (rows if kind == "ok" else rejects).append(rec)
+    # _process turns every error into a reject; only a dead worker process ends up here.
+    rejects += [{"file": f["id"], "reason": f"failed while processing: {f['error']}"} for f in crashed]
     for r in rejects:
         warnings.warn(f"{input_dir / r['file']}: rejected: {r['reason']}", IngestWarning, stacklevel=2)
     if not rows:

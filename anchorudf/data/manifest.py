@@ -25,10 +25,32 @@ notes              what cleaning did (merged pieces, removed duplicate faces, ..
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Sequence
 
 MANIFEST_COLUMNS = ["id", "category", "split", "group", "source", "mesh", "vertices", "faces",
                     "boundary_loops", "scale", "offset_x", "offset_y", "offset_z", "status", "notes"]
 REJECT_COLUMNS = ["file", "reason"]
+
+
+class GarmentSetError(RuntimeError):
+    """No usable garment set can be written (nothing valid, or rejects in strict mode)."""
+
+
+def manifest_row(garment_id: str, category: str, split: str, group: str, source: str, mesh_rel: str,
+                 mesh, scale: float, offset: Sequence[float], status: str = "ok", notes: str = "") -> dict[str, Any]:
+    """One manifest row (keys in :data:`MANIFEST_COLUMNS` order) of a saved garment.
+
+    ``mesh``: the normalised mesh as saved (garment frame); its vertex, face and boundary
+    loop counts are recorded. ``scale`` (1/source units) and ``offset`` (3,) (source units)
+    as returned by :func:`anchorudf.data.normalize.normalize_mesh`.
+    """
+    from anchorudf.geometry.topology import boundary_loops
+
+    return {"id": garment_id, "category": category, "split": split, "group": group, "source": source,
+            "mesh": mesh_rel, "vertices": len(mesh.vertices), "faces": len(mesh.faces),
+            "boundary_loops": boundary_loops(mesh.faces), "scale": float(scale),
+            "offset_x": float(offset[0]), "offset_y": float(offset[1]), "offset_z": float(offset[2]),
+            "status": status, "notes": notes}
 
 
 def write_manifest(garments_dir: str | Path, rows: list[dict], rejects: list[dict]) -> None:

@@ -191,7 +191,7 @@ def clean_mesh(mesh):
 
 def _findings(faces: np.ndarray) -> list[str]:
     """Notes on what is kept as is: several pieces, non-manifold edges."""
-    from anchorudf.geometry.topology import face_components
+    from anchorudf.geometry.topology import face_components, face_edges
 
     if len(faces) == 0:
         return []
@@ -199,7 +199,7 @@ def _findings(faces: np.ndarray) -> list[str]:
     pieces = int(face_components(faces).max()) + 1
     if pieces > 1:
         notes.append(f"{pieces} pieces")
-    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    edges = np.sort(face_edges(faces), axis=1)
     _, counts = np.unique(edges, axis=0, return_counts=True)
     nm = int((counts > 2).sum())
     if nm:

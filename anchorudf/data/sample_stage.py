@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
-import warnings
 import zlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from anchorudf.data.cache import FORMAT, SAMPLE_ARRAYS, anchor_params, params_differ, sample_params, sha256_file
 from anchorudf.utils.io import atomic_path, write_json
+from anchorudf.utils.parallel import run_per_garment, warn_failed
+
+if TYPE_CHECKING:
+    from anchorudf.config import AnchorsConfig, SampleConfig
 
 
 def garment_rng(seed: int, garment_id: str, stream: int = 0) -> np.random.Generator:
@@ -33,71 +35,39 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
         np.save(tmp, arr)
 
 
-def _sample_one(garments_dir: str, rel: str, gid: str, cfg, part: str) -> tuple[str, str | None]:
-    """Worker: sample one garment into ``part`` (an .npz written atomically)."""
+def _sample_one(garments_dir: str, rel: str, gid: str, cfg: SampleConfig, part: str) -> None:
+    """Worker: sample one garment into ``part`` (an .npz written atomically); raises on failure."""
     from anchorudf.data.meshio import load_garment, mesh_arrays
     from anchorudf.geometry.sampling import query_points
 
-    try:
-        v, f = mesh_arrays(load_garment(garments_dir, rel))
-        # one BVH thread per worker process when there are several: no oversubscription
-        out = query_points(v, f, cfg, garment_rng(cfg.seed, gid), threads=1 if cfg.workers > 1 else 0)
-        arrays = {name: out[name].astype(dtype) for name, dtype in SAMPLE_ARRAYS.items()}
-        arrays["direction64"] = out["direction"]   # only for measuring the float16 error
-        with atomic_path(part, suffix=".npz") as tmp:
-            np.savez(tmp, **arrays)
-    except Exception as exc:  # noqa: BLE001 - one broken garment must not stop the shard
-        return gid, f"{type(exc).__name__}: {exc}"
-    return gid, None
+    v, f = mesh_arrays(load_garment(garments_dir, rel))
+    # one BVH thread per worker process when there are several: no oversubscription
+    out = query_points(v, f, cfg, garment_rng(cfg.seed, gid), threads=1 if cfg.workers > 1 else 0)
+    arrays = {name: out[name].astype(dtype) for name, dtype in SAMPLE_ARRAYS.items()}
+    arrays["direction64"] = out["direction"]   # only for measuring the float16 error
+    with atomic_path(part, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
 
 
-def _anchor_one(garments_dir: str, rel: str, gid: str, cfg, gt_points: int, folder: str) -> tuple[str, str | None]:
-    """Worker: k-means anchors and evaluation surface samples of one garment."""
+def _anchor_one(garments_dir: str, rel: str, gid: str, cfg: AnchorsConfig, gt_points: int, folder: str) -> None:
+    """Worker: k-means anchors and evaluation surface samples of one garment; raises on failure."""
     from anchorudf.data.meshio import load_garment, mesh_arrays
     from anchorudf.geometry.anchors import kmeans_anchors
     from anchorudf.geometry.sampling import surface_samples
 
-    try:
-        v, f = mesh_arrays(load_garment(garments_dir, rel))
-        pts, _ = surface_samples(v, f, cfg.surface_samples, garment_rng(cfg.seed, gid, 0))
-        km_seed = int(garment_rng(cfg.seed, gid, 1).integers(2**31 - 1))
-        anchors = kmeans_anchors(pts, cfg.count, km_seed, cfg.method)
-        surface, _ = surface_samples(v, f, gt_points, garment_rng(cfg.seed, gid, 2))
-        # surface first: a garment counts as done once its anchors file exists.
-        _save_npy(Path(folder) / f"{gid}_surface.npy", surface.astype(np.float32))
-        _save_npy(Path(folder) / f"{gid}_anchors.npy", anchors)
-    except Exception as exc:  # noqa: BLE001
-        return gid, f"{type(exc).__name__}: {exc}"
-    return gid, None
+    v, f = mesh_arrays(load_garment(garments_dir, rel))
+    pts, _ = surface_samples(v, f, cfg.surface_samples, garment_rng(cfg.seed, gid, 0))
+    km_seed = int(garment_rng(cfg.seed, gid, 1).integers(2**31 - 1))
+    anchors = kmeans_anchors(pts, cfg.count, km_seed, cfg.method)
+    surface, _ = surface_samples(v, f, gt_points, garment_rng(cfg.seed, gid, 2))
+    # surface first: a garment counts as done once its anchors file exists.
+    _save_npy(Path(folder) / f"{gid}_surface.npy", surface.astype(np.float32))
+    _save_npy(Path(folder) / f"{gid}_anchors.npy", anchors)
 
 
-def _run_jobs(fn: Callable, jobs: list[tuple], workers: int, desc: str) -> dict[str, str]:
-    """Run ``fn(*job)`` for all jobs (processes when workers > 1); {garment id: error}."""
-    from tqdm import tqdm
-
-    errors: dict[str, str] = {}
-    bar = tqdm(total=len(jobs), desc=desc, unit="garment", disable=not sys.stderr.isatty())
-    if workers <= 1 or len(jobs) <= 1:
-        results = (fn(*job) for job in jobs)
-        for gid, err in results:
-            if err:
-                errors[gid] = err
-            bar.update()
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        # spawn: open3d/Embree and OpenMP thread pools do not survive fork safely.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            for fut in as_completed([pool.submit(fn, *job) for job in jobs]):
-                gid, err = fut.result()
-                if err:
-                    errors[gid] = err
-                bar.update()
-    bar.close()
-    for gid, err in sorted(errors.items()):
-        warnings.warn(f"garment {gid}: skipped, {err}", stacklevel=3)
-    return dict(sorted(errors.items()))
+def _failed_json(failed: list[dict[str, str]]) -> dict[str, str]:
+    """The on-disk shape of a cache folder's ``failed.json``: {garment id: error}."""
+    return {f["id"]: f["error"] for f in failed}
 
 
 def _prepare(folder: Path, state: dict, clear: Callable[[], None]) -> None:
@@ -193,12 +163,12 @@ def _garment_rows(garments_dir: Path, shard: int | None, num_shards: int) -> lis
     return [(str(r.id), str(r.mesh)) for r in df.itertuples(index=False)]
 
 
-def build_sample_shard(garments_dir: Path, cache_dir: Path, cfg, shard: int) -> dict[str, Any]:
+def build_sample_shard(garments_dir: Path, cache_dir: Path, cfg: SampleConfig, shard: int) -> dict[str, Any]:
     """Sample every garment of shard ``shard`` into ``cache_dir/samples/shard-{shard}``.
 
-    ``cfg`` is a :class:`anchorudf.config.SampleConfig`. Garments come from the manifest
-    (garment i by id goes to shard i % len(cfg.shards)); ``cfg.workers`` processes. Returns
-    a summary: shard, garments, points, failed ({id: reason}), direction_error.
+    Garments come from the manifest (garment i by id goes to shard i % len(cfg.shards));
+    ``cfg.workers`` processes. Returns a summary: shard, garments, points, failed
+    ([{"id", "error"}], sorted by id), direction_error.
     """
     from anchorudf.geometry.sampling import class_counts
 
@@ -210,18 +180,20 @@ def build_sample_shard(garments_dir: Path, cache_dir: Path, cfg, shard: int) -> 
     state = {"params": params, "manifest_sha256": sha256_file(garments_dir / "manifest.csv")}
     _prepare(shard_dir, state, lambda: shutil.rmtree(parts, ignore_errors=True))
     parts.mkdir(parents=True, exist_ok=True)
-    todo = [(str(garments_dir), rel, gid, cfg, str(parts / f"{gid}.npz"))
-            for gid, rel in rows if not (parts / f"{gid}.npz").is_file()]
-    failed = _run_jobs(_sample_one, todo, cfg.workers, f"samples shard {shard}")
-    ids = [gid for gid, _ in rows if gid not in failed]
+    todo = {gid: (str(garments_dir), rel, gid, cfg, str(parts / f"{gid}.npz"))
+            for gid, rel in rows if not (parts / f"{gid}.npz").is_file()}
+    _, failed = run_per_garment(_sample_one, todo, cfg.workers, f"samples shard {shard}")
+    warn_failed(f"samples shard {shard}", failed)
+    failed_ids = [f["id"] for f in failed]
+    ids = [gid for gid, _ in rows if gid not in failed_ids]
     num_classes = len(class_counts(cfg))
     arrays, garments, derr = _concat_parts(shard_dir, ids, parts, num_classes)
-    write_json(shard_dir / "failed.json", failed)
+    write_json(shard_dir / "failed.json", _failed_json(failed))
     index = {"format": FORMAT, "kind": "samples", "shard": int(shard), "num_shards": len(cfg.shards),
              "params": params, "manifest_sha256": state["manifest_sha256"],
              "classes": ["uniform"] + [f"sigma={s}" for s in cfg.sigmas],
              "total": int(sum(g["count"] for g in garments.values())), "arrays": arrays,
-             "garments": garments, "failed": sorted(failed), "direction_error": derr}
+             "garments": garments, "failed": failed_ids, "direction_error": derr}
     write_json(shard_dir / "index.json", index)
     shutil.rmtree(parts)
     (shard_dir / ".state.json").unlink(missing_ok=True)
@@ -229,11 +201,12 @@ def build_sample_shard(garments_dir: Path, cache_dir: Path, cfg, shard: int) -> 
             "direction_error": derr}
 
 
-def build_anchors(garments_dir: Path, cache_dir: Path, cfg, gt_points: int, workers: int = 1) -> dict[str, Any]:
+def build_anchors(garments_dir: Path, cache_dir: Path, cfg: AnchorsConfig, gt_points: int,
+                  workers: int = 1) -> dict[str, Any]:
     """k-means anchors and ``gt_points`` evaluation surface samples of every garment.
 
-    ``cfg`` is a :class:`anchorudf.config.AnchorsConfig`. Writes ``cache_dir/anchors``
-    (layout in anchorudf.data.cache). Returns a summary: garments, failed ({id: reason}).
+    Writes ``cache_dir/anchors`` (layout in anchorudf.data.cache). Returns a summary:
+    garments, failed ([{"id", "error"}], sorted by id).
     """
     garments_dir, folder = Path(garments_dir), Path(cache_dir) / "anchors"
     rows = _garment_rows(garments_dir, None, 1)
@@ -246,12 +219,14 @@ def build_anchors(garments_dir: Path, cache_dir: Path, cfg, gt_points: int, work
     folder.mkdir(parents=True, exist_ok=True)
     state = {"params": params, "manifest_sha256": sha256_file(garments_dir / "manifest.csv")}
     _prepare(folder, state, clear)
-    todo = [(str(garments_dir), rel, gid, cfg, int(gt_points), str(folder))
-            for gid, rel in rows if not (folder / f"{gid}_anchors.npy").is_file()]
-    failed = _run_jobs(_anchor_one, todo, workers, "anchors")
+    todo = {gid: (str(garments_dir), rel, gid, cfg, int(gt_points), str(folder))
+            for gid, rel in rows if not (folder / f"{gid}_anchors.npy").is_file()}
+    _, failed = run_per_garment(_anchor_one, todo, workers, "anchors")
+    warn_failed("anchors", failed)
+    failed_ids = [f["id"] for f in failed]
     garments = {}
     for gid, _ in rows:
-        if gid in failed:
+        if gid in failed_ids:
             continue
         garments[gid] = {}
         for kind in ("anchors", "surface"):
@@ -259,9 +234,9 @@ def build_anchors(garments_dir: Path, cache_dir: Path, cfg, gt_points: int, work
             arr = np.load(path, mmap_mode="r")
             garments[gid][kind] = {"file": path.name, "shape": list(arr.shape), "dtype": str(arr.dtype),
                                    "sha256": sha256_file(path)}
-    write_json(folder / "failed.json", failed)
+    write_json(folder / "failed.json", _failed_json(failed))
     write_json(folder / "index.json", {"format": FORMAT, "kind": "anchors", "params": params,
                                        "manifest_sha256": state["manifest_sha256"],
-                                       "garments": garments, "failed": sorted(failed)})
+                                       "garments": garments, "failed": failed_ids})
     (folder / ".state.json").unlink(missing_ok=True)
     return {"garments": len(garments), "failed": failed}

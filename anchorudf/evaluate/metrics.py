@@ -16,32 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _cloud(x: np.ndarray, name: str) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim != 2 or a.shape[1] != 3 or len(a) == 0:
-        raise ValueError(f"{name}: expected a non-empty (N, 3) point array, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name}: contains NaN or infinite coordinates")
-    return a
-
-
-def nn_dist(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """(N,) unsquared distance from each of (N, 3) ``src`` to its nearest of (M, 3) ``dst``."""
-    from scipy.spatial import cKDTree
-
-    d, _ = cKDTree(_cloud(dst, "dst")).query(_cloud(src, "src"), k=1, workers=-1)
-    return d
-
-
-def ndc_to_paper(points_ndc: np.ndarray) -> np.ndarray:
-    """NDC ``[-1, 1]^3`` -> the paper's metric frame ``[0, 1]^3``: ``(x + 1) / 2``."""
-    return (np.asarray(points_ndc, dtype=np.float64) + 1.0) * 0.5
-
-
-def paper_chamfer(pred: np.ndarray, gt: np.ndarray) -> float:
-    """``0.5 * (mean d^2(pred -> gt) + mean d^2(gt -> pred))``, squared, paper frame."""
-    return float(0.5 * (np.mean(nn_dist(pred, gt) ** 2) + np.mean(nn_dist(gt, pred) ** 2)))
+# The distance kernels live in the geometry layer (the data layer's diversity report uses
+# them too); re-exported here as part of the evaluation API.
+from anchorudf.geometry.distance import as_cloud as _cloud
+from anchorudf.geometry.distance import ndc_to_paper, nn_dist, paper_chamfer, squared_chamfer  # noqa: F401
 
 
 def paper_p2s(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -88,6 +66,6 @@ def point_metrics(pred: np.ndarray, gt: np.ndarray, threshold: float) -> dict[st
     return {
         "chamfer_l1": float(0.5 * (d_pg.mean() + d_gp.mean())),
         "fscore": 0.0 if p + r == 0 else 2 * p * r / (p + r),
-        "paper_chamfer": float(0.5 * (np.mean(d_pg ** 2) + np.mean(d_gp ** 2))),
+        "paper_chamfer": squared_chamfer(d_pg, d_gp),
         "paper_p2s": float(np.mean(d_pg ** 2)),
     }

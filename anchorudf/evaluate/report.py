@@ -1,50 +1,31 @@
-"""Evaluation outputs people look at: point clouds and meshes on disk, pictures, index page."""
+"""Evaluation outputs people look at: a picture per test garment and the index page.
+
+The reconstructions themselves are written by :mod:`anchorudf.reconstruct.outputs`.
+"""
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from anchorudf.utils.io import atomic_path, write_text
+from anchorudf.evaluate.table import METRICS, format_table
+from anchorudf.geometry.camera import project
+from anchorudf.render.pictures import mesh_points, panel, save_png, splat
+from anchorudf.utils.io import write_text
+
+if TYPE_CHECKING:
+    from anchorudf.reconstruct.image import Reconstruction
 
 
-def write_ply_points(path: Path, points: np.ndarray) -> None:
-    """Binary little-endian PLY of (N, 3) float32 points (N may be 0)."""
-    pts = np.ascontiguousarray(np.asarray(points, dtype="<f4").reshape(-1, 3))
-    header = ("ply\nformat binary_little_endian 1.0\n"
-              f"element vertex {len(pts)}\nproperty float x\nproperty float y\nproperty float z\n"
-              "end_header\n").encode("ascii")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(header + pts.tobytes())
+def picture(rgb: np.ndarray, mask: np.ndarray, rec: Reconstruction, gt, calib: np.ndarray,
+            tile: int = 192) -> np.ndarray:
+    """One panel: input, then GT / points / mesh from the input view and from the side.
 
-
-def write_mesh(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
-    import trimesh
-
-    mesh = trimesh.Trimesh(np.asarray(vertices), np.asarray(faces), process=False)
-    fmt = Path(path).suffix.lstrip(".")
-    data = mesh.export(file_type=fmt)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data if isinstance(data, bytes) else data.encode())
-
-
-def write_garment_outputs(folder: Path, rec) -> None:
-    """points.ply, anchors.ply and (if any) mesh.ply + mesh.obj of one reconstruction (NDC)."""
-    folder = Path(folder)
-    write_ply_points(folder / "points.ply", rec.points)
-    write_ply_points(folder / "anchors.ply", rec.anchors)
-    if len(rec.mesh_faces):
-        write_mesh(folder / "mesh.ply", rec.mesh_vertices, rec.mesh_faces)
-        write_mesh(folder / "mesh.obj", rec.mesh_vertices, rec.mesh_faces)
-
-
-def picture(rgb: np.ndarray, mask: np.ndarray, rec, gt, calib: np.ndarray, tile: int = 192) -> np.ndarray:
-    """One panel: input, then GT / points / mesh from the input view and from the side."""
-    from anchorudf.evaluate.pictures import mesh_points, panel, splat
-    from anchorudf.geometry.camera import project
-
+    ``gt`` has ``vertices`` and ``faces`` in the garment frame (an evaluate GroundTruth).
+    """
     gt_p, gt_n = mesh_points(gt.vertices, gt.faces, 60_000)
     gt_ndc, gt_nn = project(calib, gt_p), gt_n @ calib[:3, :3].T
     gt_nn /= np.maximum(np.linalg.norm(gt_nn, axis=1, keepdims=True), 1e-12)
@@ -61,9 +42,6 @@ def picture(rgb: np.ndarray, mask: np.ndarray, rec, gt, calib: np.ndarray, tile:
 
 def write_index(out_dir: Path, pictures: dict, table, summary: dict) -> None:
     """pictures/<id>.png for every test garment and index.html listing them with metrics."""
-    from anchorudf.evaluate.pictures import save_png
-    from anchorudf.evaluate.stage import METRICS, format_table
-
     out_dir = Path(out_dir)
     rows = []
     for gid in sorted(pictures):

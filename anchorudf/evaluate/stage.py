@@ -19,15 +19,36 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from anchorudf.config import Params
+from anchorudf.data.cache import load_samples
+from anchorudf.data.images import image_tensors, load_rgb_mask
+from anchorudf.data.manifest import read_manifest
+from anchorudf.data.meshio import load_garment, mesh_arrays
+from anchorudf.evaluate import metrics as m
+from anchorudf.evaluate.baselines import Retrieval
+from anchorudf.evaluate.report import write_index
+from anchorudf.evaluate.table import METRICS, aggregate
 from anchorudf.geometry.camera import project, unproject
+from anchorudf.geometry.topology import boundary_loops
+from anchorudf.models.checkpoint import load_model
+from anchorudf.reconstruct.image import reconstruct_image
+from anchorudf.reconstruct.outputs import write_garment_outputs
+from anchorudf.render import View, load_views
+from anchorudf.render.pictures import mesh_points
+from anchorudf.utils.device import resolve_device_type
+from anchorudf.utils.io import write_text
+
+if TYPE_CHECKING:
+    from anchorudf.models.anchorudf import AnchorUDF
+    from anchorudf.reconstruct.image import Reconstruction
 
 log = logging.getLogger(__name__)
 
-METRICS = ["paper_chamfer_1e3", "paper_p2s_1e3", "chamfer_l1", "p2s", "fscore"]
+__all__ = ["METRICS", "GroundTruth", "aggregate", "evaluate", "score"]
 
 
 @dataclass
@@ -50,8 +71,6 @@ def _subsample(points: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 def score(pred_ndc: np.ndarray, gt: GroundTruth, calib: np.ndarray, p: Params, seed: int) -> dict:
     """Paper metrics (NDC -> [0,1], squared) and readable ones (garment frame) of a cloud."""
-    from anchorudf.evaluate import metrics as m
-
     e = p.evaluate
     if len(pred_ndc) == 0:
         return {k: float("nan") for k in METRICS} | {"points": 0}
@@ -73,100 +92,76 @@ def evaluate(p: Params, garments_dir: Path, render_dir: Path, cache_dir: Path, m
              out_dir: Path, recon_dir: Path) -> dict:
     """Reconstruct and score all test views; returns the aggregated metrics (JSON-able)."""
     import pandas as pd
-    import torch
+    from tqdm.auto import tqdm
 
-    from anchorudf.data.cache import load_samples
-    from anchorudf.data.manifest import read_manifest
-    from anchorudf.data.meshio import load_garment, mesh_arrays
-    from anchorudf.evaluate.baselines import Retrieval
-    from anchorudf.evaluate.report import write_garment_outputs, write_index
-    from anchorudf.reconstruct.image import reconstruct_image
-    from anchorudf.render import load_views
-    from anchorudf.train.checkpoint import load_model
-    from anchorudf.train.data import image_tensors, load_rgb_mask
-    from anchorudf.train.trainer import resolve_device_type
-
-    out_dir = Path(out_dir)
     device = resolve_device_type(p.train.device)
-    model, meta = load_model(model_dir, device=device)
+    model, _ = load_model(model_dir, device=device)
     df = read_manifest(garments_dir)
     test = df[df["split"] == "test"]
     if test.empty:
         raise ValueError(f"{garments_dir}: no test garments in the manifest")
     retrieval = Retrieval(df, garments_dir, render_dir, cache_dir, p) if p.evaluate.baselines else None
     rows, pictures, truths = [], {}, {}
-    from tqdm.auto import tqdm
-
     jobs = [(r, yaw) for r in test.itertuples() for yaw in p.render.test_yaws]
     for k, (r, yaw) in enumerate(tqdm(jobs, desc="evaluate", unit="view", dynamic_ncols=True)):
         if r.id not in truths:  # once per garment, not once per test yaw
-            v, f = mesh_arrays(load_garment(garments_dir, r.mesh))
-            truths[r.id] = GroundTruth(r.id, r.category, v, f,
-                                       load_samples(cache_dir, r.id)["surface_points"],
-                                       int(r.boundary_loops))
+            truths[r.id] = _ground_truth(r, garments_dir, cache_dir)
         gt = truths[r.id]
-        view = next((x for x in load_views(render_dir, r.id) if abs(x.yaw - yaw) < 1e-6), None)
-        if view is None:
-            raise ValueError(f"{r.id}: no rendered view at test yaw {yaw}")
+        view = _test_view(render_dir, r.id, yaw)
         rgb, mask = load_rgb_mask(Path(view.image), Path(view.mask))
-        image, _ = image_tensors(rgb, mask)
-        torch.manual_seed(p.evaluate.seed)
-        rec = reconstruct_image(model, image, p.evaluate, delta=p.train.delta, device=device)
+        rec = _reconstruct(model, rgb, mask, p, device)
         calib = np.asarray(view.calib, np.float64)
-        seed = p.evaluate.seed + k
-        base = {"id": r.id, "category": r.category, "yaw": float(yaw)}
-        rows.append(base | {"method": "anchorudf_points"} | score(rec.points, gt, calib, p, seed))
-        if len(rec.mesh_faces):
-            from anchorudf.evaluate.pictures import mesh_points
-            from anchorudf.geometry.topology import boundary_loops
-
-            mp, _ = mesh_points(rec.mesh_vertices, rec.mesh_faces, p.evaluate.metric_points, seed)
-            rows.append(base | {"method": "anchorudf_mesh"} | score(mp, gt, calib, p, seed)
-                        | {"boundary_loops": boundary_loops(rec.mesh_faces),
-                           "gt_boundary_loops": gt.boundary_loops})
-        rows.append(base | {"method": "predicted_anchors"} | score(rec.anchors, gt, calib, p, seed))
-        if retrieval is not None:
-            for name, pts in retrieval.predict(r.id, r.category, yaw, mask, gt, calib).items():
-                rows.append(base | {"method": name} | score(pts, gt, calib, p, seed))
+        rows += _score_view(r, yaw, rec, gt, mask, calib, p, p.evaluate.seed + k, retrieval)
         write_garment_outputs(Path(recon_dir) / r.id / f"yaw_{yaw:06.2f}", rec)
         if r.id not in pictures:
             pictures[r.id] = (rgb, mask, rec, gt, calib)
-    table = pd.DataFrame(rows)
-    from anchorudf.utils.io import write_text
+    return _write_results(pd.DataFrame(rows), pictures, Path(out_dir))
 
+
+def _ground_truth(r, garments_dir: Path, cache_dir: Path) -> GroundTruth:
+    """The ground truth of manifest row ``r``: its mesh and evaluation surface samples."""
+    v, f = mesh_arrays(load_garment(garments_dir, r.mesh))
+    return GroundTruth(r.id, r.category, v, f, load_samples(cache_dir, r.id)["surface_points"],
+                       int(r.boundary_loops))
+
+
+def _test_view(render_dir: Path, garment_id: str, yaw: float) -> View:
+    """The rendered view of ``garment_id`` at test yaw ``yaw``."""
+    view = next((x for x in load_views(render_dir, garment_id) if abs(x.yaw - yaw) < 1e-6), None)
+    if view is None:
+        raise ValueError(f"{garment_id}: no rendered view at test yaw {yaw}")
+    return view
+
+
+def _reconstruct(model: AnchorUDF, rgb: np.ndarray, mask: np.ndarray, p: Params, device: str) -> Reconstruction:
+    """Reconstruct one masked view; torch's RNG is reseeded with evaluate.seed first."""
+    import torch
+
+    image, _ = image_tensors(rgb, mask)
+    torch.manual_seed(p.evaluate.seed)
+    return reconstruct_image(model, image, p.evaluate, delta=p.train.delta, device=device)
+
+
+def _score_view(r, yaw: float, rec: Reconstruction, gt: GroundTruth, mask: np.ndarray,
+                calib: np.ndarray, p: Params, seed: int, retrieval: Retrieval | None) -> list[dict]:
+    """views.csv rows of one view: points, mesh (if any), predicted anchors, baselines."""
+    base = {"id": r.id, "category": r.category, "yaw": float(yaw)}
+    rows = [base | {"method": "anchorudf_points"} | score(rec.points, gt, calib, p, seed)]
+    if len(rec.mesh_faces):
+        mp, _ = mesh_points(rec.mesh_vertices, rec.mesh_faces, p.evaluate.metric_points, seed)
+        rows.append(base | {"method": "anchorudf_mesh"} | score(mp, gt, calib, p, seed)
+                    | {"boundary_loops": boundary_loops(rec.mesh_faces),
+                       "gt_boundary_loops": gt.boundary_loops})
+    rows.append(base | {"method": "predicted_anchors"} | score(rec.anchors, gt, calib, p, seed))
+    if retrieval is not None:
+        for name, pts in retrieval.predict(r.id, r.category, yaw, mask, gt, calib).items():
+            rows.append(base | {"method": name} | score(pts, gt, calib, p, seed))
+    return rows
+
+
+def _write_results(table, pictures: dict, out_dir: Path) -> dict:
+    """views.csv, the pictures and index.html; returns the aggregated metrics."""
     write_text(out_dir / "views.csv", table.to_csv(index=False, lineterminator="\n", float_format="%.6g"))
     summary = aggregate(table)
     write_index(out_dir, pictures, table, summary)
     return summary
-
-
-def aggregate(table) -> dict:
-    """Mean over yaws per garment, then over garments (the paper's order); per category too."""
-    out: dict = {}
-
-    def mean(x) -> float | None:  # JSON has no NaN: a method that failed everywhere is null
-        v = x.mean()  # pandas skips NaN (views where nothing was reconstructed)
-        return None if np.isnan(v) else float(v)
-
-    for method, t in table.groupby("method", sort=True):
-        per_garment = t.groupby(["id", "category"])[METRICS].mean().reset_index()
-        entry = {k: mean(per_garment[k]) for k in METRICS}
-        entry["views"] = int(len(t))
-        entry["empty_views"] = int((t["points"] == 0).sum())
-        if "boundary_loops" in t and t["boundary_loops"].notna().any():
-            ok = t.dropna(subset=["boundary_loops"])
-            entry["boundary_loops_match"] = float((ok["boundary_loops"] == ok["gt_boundary_loops"]).mean())
-        entry["per_category"] = {c: {k: mean(g[k]) for k in METRICS}
-                                 for c, g in per_garment.groupby("category", sort=True)}
-        out[method] = entry
-    return out
-
-
-def format_table(summary: dict) -> str:
-    """A plain-text table of the aggregated metrics, one row per method."""
-    head = f"{'method':<20}" + "".join(f"{k:>19}" for k in METRICS)
-    lines = [head, "-" * len(head)]
-    for method, e in summary.items():
-        lines.append(f"{method:<20}" + "".join(f"{e[k]:>19.4f}" if e[k] is not None else f"{'n/a':>19}"
-                                               for k in METRICS))
-    return "\n".join(lines)

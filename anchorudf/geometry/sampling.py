@@ -19,7 +19,7 @@ float32 points holds exactly the points its distances belong to.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -56,12 +56,18 @@ def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1)
 
 
-def surface_samples(vertices: np.ndarray, faces: np.ndarray, n: int,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def surface_samples(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.random.Generator,
+                    pick: Literal["cdf", "choice"] = "cdf") -> tuple[np.ndarray, np.ndarray]:
     """``n`` points uniform over the surface area: ((n, 3) float64, (n,) int64 face ids).
 
-    A face is picked with probability proportional to its area (inverse CDF of the
-    cumulative areas), then a point uniform in it (square-root barycentric map).
+    A face is picked with probability proportional to its area, then a point uniform in it
+    (square-root barycentric map); points are in the frame and units of ``vertices``.
+    ``pick`` chooses how the faces are drawn from ``rng``: ``"cdf"`` (the training samples
+    and anchors) by the inverse CDF of the cumulative areas, ``"choice"`` (the diversity
+    report and the pictures' mesh points) with ``rng.choice(F, n, p=areas / areas.sum())``.
+    Both take the same draws from ``rng``, but round the CDF differently (normalised
+    probabilities vs. a scaled draw), so a draw right at a CDF step can pick the
+    neighbouring face; each caller keeps the one its stored outputs were made with.
     """
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
@@ -69,9 +75,14 @@ def surface_samples(vertices: np.ndarray, faces: np.ndarray, n: int,
     total = areas.sum()
     if len(f) == 0 or not np.isfinite(total) or total <= 0:
         raise ValueError("cannot sample a mesh without faces or with zero total area")
-    cdf = np.cumsum(areas)
-    fid = np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right")
-    fid = np.minimum(fid, len(f) - 1)
+    if pick == "cdf":
+        cdf = np.cumsum(areas)
+        fid = np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right")
+        fid = np.minimum(fid, len(f) - 1)
+    elif pick == "choice":
+        fid = rng.choice(len(f), size=n, p=areas / total)
+    else:
+        raise ValueError(f"surface_samples: pick must be 'cdf' or 'choice', got {pick!r}")
     r1, r2 = np.sqrt(rng.random(n)), rng.random(n)
     t = v[f[fid]]
     pts = ((1 - r1)[:, None] * t[:, 0] + (r1 * (1 - r2))[:, None] * t[:, 1]

@@ -13,17 +13,8 @@ times by ``p <- p - normalize(grad f(p)) * min(f(p), delta)``. Round 0 starts fr
 seeds and only serves to find the surface; from round 1 on, points with
 ``f < cfg.filter_val`` after the steps are kept. The next round's seeds are drawn (with
 replacement) from the points with ``f < cfg.reseed_val`` and jittered with
-``N(0, reseed_std^2)``; the protocol's ``reseed_std`` is ``delta / 3``.
-
-On ``reseed_std``: with ``delta = 0.2`` NDC the protocol's jitter is 0.067 NDC, about 4% of
-a garment's height (a garment spans ~1.76 NDC). That is large next to the 0.007 keep
-threshold but harmless, since projection brings jittered points back onto the surface;
-its job is to spread points along the surface. Round 0 projects uniform seeds, so its
-survivors are biased (e.g. onto open rims: for a 1x1 NDC sheet ~40% of all points end
-on the rim whatever the jitter). Measured on that sheet (20k seeds, 50k points), the
-coefficient of variation of point counts over a 10x10 grid of the interior is 0.70 with
-0.067, 0.46 with 0.1, but 1.09 with 0.03 and 1.12 with 0.01: small jitter keeps round
-0's clumps. We keep the protocol's ``delta / 3``; ``reseed_std`` overrides it.
+``N(0, (delta / 3)^2)`` (the protocol's jitter: projection brings jittered points back
+onto the surface, the jitter spreads them along it).
 """
 
 from __future__ import annotations
@@ -96,74 +87,114 @@ def project_points(udf_fn: UdfFn, points: "torch.Tensor", delta: float, num_step
 
 
 def dense_point_cloud(udf_fn: UdfFn, cfg: EvaluateConfig, delta: float, device: str = "cpu",
-                      reseed_std: float | None = None, anchors: np.ndarray | None = None) -> np.ndarray:
-    """(M, 3) float32 NDC points on the zero level of ``udf_fn`` (NDF projection).
+                      anchors: np.ndarray | None = None) -> np.ndarray:
+    """Dense points on the zero level of an unsigned distance field (NDF projection).
 
-    Args:
-        udf_fn: maps (N, 3) NDC points to (N,) unsigned distances in NDC units;
-            differentiable w.r.t. its input.
-        cfg: ``seed``, ``seed_points``, ``num_steps``, ``filter_val``, ``reseed_val``,
-            ``target_points``, ``max_rounds`` and ``batch_points`` are used.
-        delta: largest step of one projection (the training clamp, 0.2 NDC in the paper).
-        device: torch device the points live on.
-        reseed_std: std of the reseeding jitter in NDC; ``None`` = ``delta / 3`` (protocol).
-        anchors: (K, 3) predicted anchors in NDC, used when ``cfg.seeding == "anchors"``:
-            every round then seeds ``anchors + N(0, cfg.anchor_std^2)`` instead of uniform
-            seeds / reseeding from kept points, and keeps points from round 0 on.
+    Inputs (all in the view's NDC, x right, y up, z towards the camera, box ``[-1, 1]^3``):
 
-    Returns exactly ``cfg.target_points`` points (a seeded random subset of all kept
-    points), or all kept points with a warning if ``cfg.max_rounds`` rounds were not
-    enough. Same inputs and seed give identical bytes.
+    - ``udf_fn``: maps an (N, 3) float32 tensor of NDC points on ``device`` to their (N,)
+      unsigned distances in NDC units; differentiable w.r.t. its input.
+    - ``cfg``: the evaluate params; ``seed``, ``seed_points``, ``num_steps``,
+      ``filter_val``, ``reseed_val`` (NDC units), ``target_points``, ``max_rounds``,
+      ``batch_points``, ``seeding`` and ``anchor_std`` (NDC) are used.
+    - ``delta``: largest step of one projection in NDC units (the training clamp).
+    - ``device``: torch device the points are projected on. Random numbers are drawn on
+      the CPU, so a seed gives the same points on every device.
+    - ``anchors``: (K, 3) predicted anchors in NDC, required when ``cfg.seeding ==
+      "anchors"``: every round then seeds ``anchors + N(0, anchor_std^2)`` and keeps
+      points from round 0 on.
+
+    Output: a (M, 3) float32 array of NDC points, ``M == cfg.target_points`` (a seeded
+    random subset of all kept points), or all kept points with a RuntimeWarning when
+    ``cfg.max_rounds`` rounds were not enough. Same inputs and seed give identical bytes.
     """
     import torch
+
+    gen = torch.Generator(device="cpu").manual_seed(int(cfg.seed))
+    seeds = _uniform_seeds(cfg.seed_points, gen, device, dtype=torch.float32)
+    anchor_seeds = _anchor_seeder(cfg, gen, device, anchors) if cfg.seeding == "anchors" else None
+    if anchor_seeds is not None:
+        seeds = anchor_seeds()
+    kept = _projection_rounds(udf_fn, cfg, delta, device, gen, seeds, anchor_seeds)
+    return _final_subset(kept, cfg)
+
+
+def _uniform_seeds(n: int, gen: torch.Generator, device: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """(n, 3) points uniform in the NDC box, drawn on the CPU from ``gen``."""
+    import torch
+
+    return (torch.rand(n, 3, generator=gen, dtype=dtype) * 2 - 1).to(device)
+
+
+def _anchor_seeder(cfg: EvaluateConfig, gen: torch.Generator, device: str,
+                   anchors: np.ndarray | None) -> Callable[[], torch.Tensor]:
+    """A function drawing one round's seeds around the predicted anchors."""
+    import torch
+
+    if anchors is None or len(anchors) == 0:
+        raise ValueError("dense_point_cloud: evaluate.seeding is 'anchors' but no anchors were given")
+    anc = torch.as_tensor(np.asarray(anchors, dtype=np.float32))
+
+    def anchor_seeds() -> torch.Tensor:
+        idx = torch.randint(len(anc), (cfg.seed_points,), generator=gen)
+        return (anc[idx] + torch.randn(cfg.seed_points, 3, generator=gen) * cfg.anchor_std).to(device)
+
+    return anchor_seeds
+
+
+def _projection_rounds(udf_fn: UdfFn, cfg: EvaluateConfig, delta: float, device: str,
+                       gen: torch.Generator, seeds: torch.Tensor,
+                       anchor_seeds: Callable[[], torch.Tensor] | None) -> list[torch.Tensor]:
+    """Project, keep the points with ``f < filter_val``, reseed; until enough are kept.
+
+    Returns the kept points of every round (CPU tensors). Round 0 of uniform seeds only
+    finds the surface: its points are not kept.
+    """
     from tqdm import tqdm
 
-    std = delta / 3.0 if reseed_std is None else float(reseed_std)
-    gen = torch.Generator(device="cpu").manual_seed(int(cfg.seed))
-    # Random numbers are drawn on the CPU so a seed means the same points on every device.
-    seeds = (torch.rand(cfg.seed_points, 3, generator=gen, dtype=torch.float32) * 2 - 1).to(device)
-    from_anchors = cfg.seeding == "anchors"
-    if from_anchors:
-        if anchors is None or len(anchors) == 0:
-            raise ValueError("dense_point_cloud: evaluate.seeding is 'anchors' but no anchors were given")
-        anc = torch.as_tensor(np.asarray(anchors, dtype=np.float32))
-
-        def anchor_seeds() -> "torch.Tensor":
-            idx = torch.randint(len(anc), (cfg.seed_points,), generator=gen)
-            return (anc[idx] + torch.randn(cfg.seed_points, 3, generator=gen) * cfg.anchor_std).to(device)
-
-        seeds = anchor_seeds()
+    std = delta / 3.0
     kept: list[torch.Tensor] = []
     total = 0
     bar = tqdm(total=cfg.target_points, desc="dense points", unit="pt",
                disable=not sys.stderr.isatty())
     for rnd in range(cfg.max_rounds):
         p, f = project_points(udf_fn, seeds, delta, cfg.num_steps, cfg.batch_points)
-        if rnd > 0 or from_anchors:
+        if rnd > 0 or anchor_seeds is not None:
             good = p[f < cfg.filter_val]
             kept.append(good.cpu())
             total += len(good)
             bar.update(min(len(good), max(cfg.target_points - bar.n, 0)))
         if total >= cfg.target_points:
             break
-        if from_anchors:
-            seeds = anchor_seeds()
-            continue
-        pool = p[f < cfg.reseed_val]
-        if len(pool) == 0:
-            # Nothing near the surface yet: start over from fresh uniform seeds.
-            seeds = (torch.rand(cfg.seed_points, 3, generator=gen) * 2 - 1).to(device)
-            continue
-        idx = torch.randint(len(pool), (cfg.seed_points,), generator=gen).to(device)
-        noise = (torch.randn(cfg.seed_points, 3, generator=gen) * std).to(device)
-        seeds = pool[idx] + noise
+        seeds = anchor_seeds() if anchor_seeds is not None else _reseed(p, f, cfg, std, gen, device)
     bar.close()
+    return kept
+
+
+def _reseed(p: torch.Tensor, f: torch.Tensor, cfg: EvaluateConfig, std: float,
+            gen: torch.Generator, device: str) -> torch.Tensor:
+    """Next round's seeds: points with ``f < reseed_val`` (with replacement) + N(0, std^2)."""
+    import torch
+
+    pool = p[f < cfg.reseed_val]
+    if len(pool) == 0:
+        # Nothing near the surface yet: start over from fresh uniform seeds.
+        return _uniform_seeds(cfg.seed_points, gen, device)
+    idx = torch.randint(len(pool), (cfg.seed_points,), generator=gen).to(device)
+    noise = (torch.randn(cfg.seed_points, 3, generator=gen) * std).to(device)
+    return pool[idx] + noise
+
+
+def _final_subset(kept: list[torch.Tensor], cfg: EvaluateConfig) -> np.ndarray:
+    """A seeded random subset of ``cfg.target_points`` kept points (all, with a warning, if fewer)."""
+    import torch
+
     pts = torch.cat(kept).numpy().astype(np.float32) if kept else np.zeros((0, 3), np.float32)
     order = np.random.default_rng(cfg.seed).permutation(len(pts))
     if len(pts) < cfg.target_points:
         warnings.warn(f"dense_point_cloud: only {len(pts)} of {cfg.target_points} points after "
                       f"{cfg.max_rounds} rounds (raise evaluate.max_rounds or check the UDF)",
-                      RuntimeWarning, stacklevel=2)
+                      RuntimeWarning, stacklevel=3)
         return pts[order]
     return np.ascontiguousarray(pts[order[:cfg.target_points]])
 

@@ -13,9 +13,9 @@ import numpy as np
 
 def _boundary_half_edges(faces: np.ndarray) -> np.ndarray:
     """(E, 2) directed edges a->b, in their face's winding, used by exactly one face."""
-    he = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    _, inv, counts = np.unique(np.sort(he, axis=1), axis=0, return_inverse=True, return_counts=True)
-    return he[counts[inv.ravel()] == 1]
+    from anchorudf.geometry.topology import boundary_half_edges
+
+    return boundary_half_edges(faces)
 
 
 def fill_small_holes(vertices: np.ndarray, faces: np.ndarray,

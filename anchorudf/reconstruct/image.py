@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from anchorudf.config import EvaluateConfig
+
+if TYPE_CHECKING:  # torch is imported inside the functions (fast CLI start-up)
+    import torch
+
+    from anchorudf.models.anchorudf import AnchorUDF
 
 
 @dataclass
@@ -19,7 +25,7 @@ class Reconstruction:
     mesh_faces: np.ndarray        # (F, 3) int64
 
 
-def reconstruct_image(model, image, cfg: EvaluateConfig, delta: float, device: str = "cpu",
+def reconstruct_image(model: AnchorUDF, image: torch.Tensor, cfg: EvaluateConfig, delta: float, device: str = "cpu",
                       mesh: bool | None = None) -> Reconstruction:
     """Run the model on a (3, H, W) float tensor (masked RGB in [0, 1]).
 

@@ -142,7 +142,9 @@ def _orient(faces: np.ndarray) -> np.ndarray:
     nf = len(faces)
     if nf == 0:
         return faces
-    he = np.stack([faces, np.roll(faces, -1, axis=1)], axis=2).reshape(-1, 2)  # directed
+    from anchorudf.geometry.topology import face_edges
+
+    he = face_edges(faces, order="face")  # directed, face by face
     fid = np.repeat(np.arange(nf), 3)
     _, eid, cnt = np.unique(np.sort(he, axis=1), axis=0, return_inverse=True, return_counts=True)
     eid = eid.ravel()

@@ -22,8 +22,12 @@ import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from anchorudf.config import RenderConfig
 
 VIEWS_JSON = "views.json"
 FAILED_JSON = "failed.json"
@@ -40,7 +44,7 @@ class View:
     light: dict  # the random light used for this view (JSON values)
 
 
-def view_yaws(cfg) -> list[float]:
+def view_yaws(cfg: RenderConfig) -> list[float]:
     """Yaws (degrees in [0, 360)) every garment is rendered at: the sweep plus the test yaws.
 
     ``cfg.yaw_step > 0`` gives ``0, step, 2 step, ... < 360``; otherwise ``cfg.yaws``. The

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import io
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from anchorudf.render.layout import (FAILED_JSON, VIEWS_JSON, garment_seed, image_name, mask_name,
                                      read_views_json, view_yaws)
+
+if TYPE_CHECKING:
+    from anchorudf.config import RenderConfig
 
 RENDER_VERSION = 1  # bump when the look of the images changes (forces re-rendering)
 
@@ -26,7 +29,7 @@ class _Task:
     digest: str
 
 
-def render_params(cfg, yaws: list[float]) -> dict:
+def render_params(cfg: RenderConfig, yaws: list[float]) -> dict:
     """The render params that shape the files (compared on resume; JSON values)."""
     return {"size": cfg.size, "fill": cfg.fill, "background": list(cfg.background),
             "image_format": cfg.image_format, "jpeg_quality": cfg.jpeg_quality,
@@ -69,7 +72,7 @@ def encode_image(image, fmt: str, quality: int = 95) -> bytes:
     return buf.getvalue()
 
 
-def render_garment(garments_dir: Path, shard_dir: Path, cfg, task: _Task) -> None:
+def render_garment(garments_dir: Path, shard_dir: Path, cfg: RenderConfig, task: _Task) -> None:
     """Render one garment into ``shard_dir/<id>/``; ``views.json`` last. Raises on failure."""
     import numpy as np
 
@@ -106,52 +109,26 @@ def render_garment(garments_dir: Path, shard_dir: Path, cfg, task: _Task) -> Non
 _WORKER: dict = {}
 
 
-def _init_worker(garments_dir: Path, shard_dir: Path, cfg) -> None:
+def _init_worker(garments_dir: Path, shard_dir: Path, cfg: RenderConfig) -> None:
     _WORKER.update(garments_dir=garments_dir, shard_dir=shard_dir, cfg=cfg)
 
 
-def _run_task(task: _Task) -> tuple[str, str | None]:
-    """(garment id, error message or None); never raises for a bad garment."""
-    try:
-        render_garment(_WORKER["garments_dir"], _WORKER["shard_dir"], _WORKER["cfg"], task)
-        return task.garment_id, None
-    except Exception as exc:  # noqa: BLE001 - reported per garment, the shard goes on
-        return task.garment_id, f"{type(exc).__name__}: {exc}"
+def _run_task(task: _Task) -> None:
+    """Render one garment with the worker's state; raises for a bad garment."""
+    render_garment(_WORKER["garments_dir"], _WORKER["shard_dir"], _WORKER["cfg"], task)
 
 
-def _run_all(tasks: list[_Task], garments_dir: Path, shard_dir: Path, cfg):
-    """Yield (garment id, error) for every task, in-process or in a spawn pool."""
-    if cfg.workers <= 1 or len(tasks) <= 1:
-        _init_worker(garments_dir, shard_dir, cfg)
-        for t in tasks:
-            yield _run_task(t)
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    with ProcessPoolExecutor(max_workers=min(cfg.workers, len(tasks)), mp_context=mp.get_context("spawn"),
-                             initializer=_init_worker, initargs=(garments_dir, shard_dir, cfg)) as pool:
-        futures = {pool.submit(_run_task, t): t for t in tasks}
-        for fut in as_completed(futures):
-            try:
-                yield fut.result()
-            except BrokenProcessPool as exc:
-                yield futures[fut].garment_id, f"worker process died: {exc}"
-
-
-def render_shard(garments_dir: Path, out_dir: Path, cfg, shard: int) -> dict:
+def render_shard(garments_dir: Path, out_dir: Path, cfg: RenderConfig, shard: int) -> dict:
     """Render shard ``shard`` of ``len(cfg.shards)`` into ``out_dir/shard-{shard}/``.
 
     Returns ``{"shard", "garments", "rendered", "skipped_existing", "failed": [{"id", "error"}],
     "views_per_garment", "backend"}``. Failures are warned about, listed in
     ``shard-{shard}/failed.json`` and skipped; the other garments still render.
     """
-    from tqdm import tqdm
-
     from anchorudf.data.manifest import read_manifest, shard_rows
     from anchorudf.render.backend import select_backend
     from anchorudf.utils.io import write_json
+    from anchorudf.utils.parallel import run_per_garment, warn_failed
 
     garments_dir, out_dir = Path(garments_dir), Path(out_dir)
     backend = select_backend(cfg.backend)  # before any worker imports OpenGL
@@ -170,17 +147,12 @@ def render_shard(garments_dir: Path, out_dir: Path, cfg, shard: int) -> dict:
             skipped += 1
         else:
             tasks.append(task)
-    rendered = 0
-    with tqdm(total=len(tasks), desc=f"render shard {shard}", unit="garment", disable=None) as bar:
-        for gid, err in _run_all(tasks, garments_dir, shard_dir, cfg):
-            bar.update(1)
-            if err is None:
-                rendered += 1
-            else:
-                failed.append({"id": gid, "error": err})
-    failed.sort(key=lambda f: f["id"])
-    for f in failed:
-        warnings.warn(f"render: garment {f['id']} failed and was skipped: {f['error']}", stacklevel=2)
+    done, run_failed = run_per_garment(_run_task, {t.garment_id: (t,) for t in tasks}, cfg.workers,
+                                       f"render shard {shard}", initializer=_init_worker,
+                                       initargs=(garments_dir, shard_dir, cfg))
+    rendered = len(done)
+    failed = sorted(failed + run_failed, key=lambda f: f["id"])
+    warn_failed("render", failed)
     write_json(shard_dir / FAILED_JSON, failed)
     return {"shard": shard, "garments": len(rows), "rendered": rendered, "skipped_existing": skipped,
             "failed": failed, "views_per_garment": len(params["yaws"]), "backend": backend}

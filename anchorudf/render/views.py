@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from anchorudf.geometry.camera import make_calib, project, view_scale
+
+if TYPE_CHECKING:
+    from anchorudf.config import RenderConfig
 
 CAMERA_Z = 2.0  # NDC z of the camera; the mesh lies in |z| <= fill <= 1
 ZNEAR, ZFAR = 0.5, 3.5  # eye distances; cover NDC z in [-1.5, 1.5]
@@ -187,7 +191,7 @@ def view_rng(seed: int, yaw: float) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(round(float(yaw) * 1000)) % 360000])
 
 
-def render_views(mesh, yaws: list[float], cfg, seed: int, *, name: str = "<mesh>",
+def render_views(mesh, yaws: list[float], cfg: RenderConfig, seed: int, *, name: str = "<mesh>",
                  depth: bool = False) -> list[RenderedView]:
     """Render ``mesh`` (garment frame) at each yaw (degrees) with ``cfg`` (a RenderConfig).
 

@@ -17,13 +17,20 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
 from anchorudf.config import Params, TrainConfig
 from anchorudf.train.distributed import (DistInfo, barrier, check_same_weights, init_distributed,
                                          mean_across, shutdown)
+from anchorudf.utils.device import resolve_device_type
+
+if TYPE_CHECKING:  # torch is imported inside the functions (fast CLI start-up)
+    import torch
+    from torch.utils.data import Dataset
+
+    from anchorudf.models.anchorudf import AnchorUDF
 
 BATCH_KEYS = ("image", "points", "udf", "direction", "anchors")
 
@@ -43,17 +50,7 @@ def step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, step, 0xD00D]).generate_state(1)[0])
 
 
-def resolve_device_type(kind: str) -> str:
-    import torch
-
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device: 'cuda' requested but no CUDA device is available")
-    if kind == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return kind
-
-
-def make_optimizer(params, cfg: TrainConfig):
+def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
     import torch
 
     if cfg.optimizer == "adam":
@@ -64,7 +61,7 @@ def make_optimizer(params, cfg: TrainConfig):
 class Trainer:
     """Owns the model, its (DDP) wrapper, the optimizer and the AMP state."""
 
-    def __init__(self, model, cfg: TrainConfig, device, dist: DistInfo = DistInfo()) -> None:
+    def __init__(self, model: AnchorUDF, cfg: TrainConfig, device: torch.device, dist: DistInfo = DistInfo()) -> None:
         import torch
 
         self.cfg, self.device, self.dist = cfg, device, dist
@@ -294,7 +291,7 @@ def _checkpoint(trainer: Trainer, params: Params, run_dir: Path, dist: DistInfo,
     barrier(dist)  # nobody moves on (or exits) before the checkpoint is complete
 
 
-def run_training(params: Params, dataset, run_dir: Path, dist: DistInfo, device_type: str,
+def run_training(params: Params, dataset: Dataset, run_dir: Path, dist: DistInfo, device_type: str,
                  max_steps: int | None, live_dir: Path | None = None):
     """The loop behind :func:`train`, in an already set-up process group.
 
@@ -347,7 +344,7 @@ def run_training(params: Params, dataset, run_dir: Path, dist: DistInfo, device_
     return final, trainer.model
 
 
-def train(params: Params, dataset, run_dir: Path, *, max_steps: int | None = None,
+def train(params: Params, dataset: Dataset, run_dir: Path, *, max_steps: int | None = None,
           live_dir: Path | None = None) -> dict[str, float]:
     """Train AnchorUDF on ``dataset`` (see ``anchorudf.train.sampler`` for its protocol).
 

@@ -1,10 +1,10 @@
 """The embedded default garment set: open garment surfaces generated from anny bodies.
 
 Six categories (``anchorudf.config.CATEGORIES``): tops (tshirt, longsleeve, longcoat) and
-bottoms (trousers, shorts, skirt). :func:`plan_garments` draws every parameter of every
-garment from one seed (body shape, pose, fit, lengths, flare, neckline, waistband, folds,
-drape, colour pattern) into :class:`GarmentSpec` records; :func:`generate_garment` turns one
-spec into a mesh, deterministically (same spec, same bytes).
+bottoms (trousers, shorts, skirt). :func:`anchorudf.data.anny.plan.plan_garments` draws
+every parameter of every garment from one seed into :class:`GarmentSpec` records;
+:func:`generate_garment` turns one spec into a mesh, deterministically (same spec, same
+bytes).
 
 Construction (anny frame: metres, +Z up, front -Y): tops, trousers and shorts are cut out
 of MakeHuman's ``helper-tights`` bodysuit with smooth scalar fields evaluated on the rest
@@ -18,152 +18,17 @@ It is not normalised (the garments stage centres and scales it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from anchorudf.config import CATEGORIES
-from anchorudf.data import anny_body as ab
+from anchorudf.data.anny import body as ab
+from anchorudf.data.anny.plan import PATTERNS, TOPS, GarmentSpec
+from anchorudf.geometry import surface as sf
 
-TOPS = ("tshirt", "longsleeve", "longcoat")
-BOTTOMS = ("trousers", "shorts", "skirt")
 EXPECTED_LOOPS = {"tshirt": 4, "longsleeve": 4, "longcoat": 4, "trousers": 3, "shorts": 3, "skirt": 2}
-PATTERNS = ("solid", "hstripes", "vstripes", "checks", "gradient")
 _MARGIN = 0.004  # metres kept between a pushed-out garment vertex and the skin
-
-
-@dataclass(frozen=True)
-class GarmentSpec:
-    """Everything needed to regenerate one garment (lengths in metres unless noted)."""
-
-    garment_id: str  # e.g. "tshirt_0007"
-    category: str  # one of anchorudf.config.CATEGORIES
-    body_id: str  # body instance; a top and a bottom share one body
-    split: str  # "train" | "test" (by body)
-    seed: int  # per-garment seed of the noise fields (wrinkle phases and directions)
-    phenotype: tuple[float, ...]  # anny gender, age, muscle, weight, height, proportions in [0, 1]
-    pose: str  # one of anny_body.POSES
-    pose_strength: float  # scale of the pose's angles (1 = nominal)
-    pose_jitter: tuple[float, ...]  # 6 small extra angles in degrees (see anny_body.pose_rotations)
-    fit: float  # ease: offset of the fabric from the tights, metres (tight 0.004 .. loose 0.06)
-    length: float  # hem/leg length in [0, 1]: 0 = shortest, 1 = longest of the category
-    sleeve: float  # sleeve length in [0, 1] (tops), 0 = shortest of the category
-    flare: float  # widening towards the hem in [0, 1] (trousers, skirt, coat)
-    neck_depth: float  # front neckline dip, metres
-    neck_width: float  # neckline radius around the neck, metres
-    neck_shape: float  # 0 = round/scoop .. 1 = V
-    rise: float  # waist height of bottoms in [0, 1] (low .. high)
-    waistband: float  # waistband height, metres
-    hem_tilt: float  # hem height difference back minus front, metres
-    wrinkle_amp: float  # amplitude of the low-frequency wrinkle field, metres
-    wrinkle_scale: float  # wavelength of the wrinkle field, metres
-    fold_amp: float  # amplitude of ring folds (cuffs, knees) and skirt folds, metres
-    fold_count: int  # number of vertical folds around a skirt
-    drape: float  # asymmetric drape: sideways hang of the lower garment, metres
-    pattern: str  # one of PATTERNS
-    color_a: tuple[int, int, int]  # RGB
-    color_b: tuple[int, int, int]  # RGB of stripes/checks/gradient end
-    pattern_scale: float  # stripe/check period, metres
-
-
-# ----------------------------------------------------------------------------- planning
-
-def _rng(seed: int, *keys: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed), *map(int, keys)]))
-
-
-def _body_params(rng: np.random.Generator) -> dict:
-    """Adult anny phenotypes (age >= 0.62: young adult .. old) and a pose."""
-    phen = (rng.uniform(0, 1), rng.uniform(0.62, 1.0), rng.uniform(0.1, 0.9), rng.uniform(0.05, 0.95),
-            rng.uniform(0.2, 1.0), rng.uniform(0.1, 0.9))
-    pose = ab.POSES[int(rng.integers(len(ab.POSES)))]
-    jitter = rng.normal(0, [3, 4, 3, 8, 5, 5])
-    jitter[4:] = np.abs(jitter[4:])  # arms only spread outwards: no arm pressed into the chest
-    jitter = tuple(float(x) for x in jitter)
-    return {"phenotype": tuple(round(float(x), 6) for x in phen), "pose": pose,
-            "pose_strength": round(float(rng.uniform(0.6, 1.25)), 6),
-            "pose_jitter": tuple(round(x, 6) for x in jitter)}
-
-
-def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
-    import colorsys
-
-    h, s, v = rng.uniform(0, 1), rng.uniform(0.1, 0.85), rng.uniform(0.2, 0.95)
-    return tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(h, s, v))
-
-
-def _garment_params(rng: np.random.Generator) -> dict:
-    u = lambda lo, hi: round(float(rng.uniform(lo, hi)), 6)  # noqa: E731
-    return {"fit": u(0.004, 0.06), "length": u(0, 1), "sleeve": u(0, 1), "flare": u(0, 1),
-            "neck_depth": u(0.0, 0.16), "neck_width": u(0.06, 0.11), "neck_shape": u(0, 1),
-            "rise": u(0, 1), "waistband": u(0.01, 0.06), "hem_tilt": u(-0.03, 0.08),
-            "wrinkle_amp": u(0.002, 0.008), "wrinkle_scale": u(0.07, 0.25),
-            "fold_amp": u(0.0, 0.025), "fold_count": int(rng.integers(5, 15)),
-            "drape": u(-0.06, 0.06), "pattern": PATTERNS[int(rng.integers(len(PATTERNS)))],
-            "color_a": _colour(rng), "color_b": _colour(rng), "pattern_scale": u(0.05, 0.14)}
-
-
-def plan_garments(count: int, categories: list[str], seed: int, test_fraction: float) -> list[GarmentSpec]:
-    """Plan ``count`` garments, categories round-robin, a top and a bottom per body.
-
-    Garment ``i`` has category ``categories[i % len(categories)]`` and id
-    ``f"{category}_{i:04d}"``; it is worn by the first body that has no garment of its
-    kind (top/bottom) yet. The split is by body: first, for each category without a test
-    garment, one of its bodies becomes test if the category keeps a train body; then
-    random bodies until ``round(test_fraction * bodies)`` (at least one, never all) are
-    test. Deterministic in ``seed``.
-    """
-    if count < 1:
-        raise ValueError(f"garments.count must be >= 1, got {count}")
-    bad = [c for c in categories if c not in CATEGORIES]
-    if not categories or bad:
-        raise ValueError(f"garments.categories: unknown {bad or 'empty list'}; expected some of {CATEGORIES}")
-    if not 0.0 <= test_fraction < 1.0:
-        raise ValueError(f"garments.test_fraction must be in [0, 1), got {test_fraction}")
-    cats = [categories[i % len(categories)] for i in range(count)]
-    bodies: list[dict] = []  # {"top": i or None, "bottom": i or None}
-    body_of = []
-    for i, c in enumerate(cats):
-        kind = "top" if c in TOPS else "bottom"
-        b = next((k for k, body in enumerate(bodies) if body[kind] is None), None)
-        if b is None:
-            bodies.append({"top": None, "bottom": None})
-            b = len(bodies) - 1
-        bodies[b][kind] = i
-        body_of.append(b)
-    test = _test_bodies(cats, body_of, len(bodies), seed, test_fraction)
-    specs = []
-    for i, c in enumerate(cats):
-        b = body_of[i]
-        specs.append(GarmentSpec(
-            garment_id=f"{c}_{i:04d}", category=c, body_id=f"body_{b:04d}",
-            split="test" if b in test else "train",
-            seed=int(np.random.SeedSequence([int(seed), 2, i]).generate_state(1)[0]),
-            **_body_params(_rng(seed, 1, b)), **_garment_params(_rng(seed, 3, i))))
-    return specs
-
-
-def _test_bodies(cats: list[str], body_of: list[int], n_bodies: int, seed: int, fraction: float) -> set[int]:
-    rng = _rng(seed, 4)
-    n_test = int(round(fraction * n_bodies))
-    if fraction > 0 and n_bodies >= 2:
-        n_test = min(max(n_test, 1), n_bodies - 1)
-    test: set[int] = set()
-    order = [int(b) for b in rng.permutation(n_bodies)]
-    # Coverage first: a test body per category, as long as the category keeps a train body.
-    for c in dict.fromkeys(cats):
-        owners = sorted({body_of[i] for i, x in enumerate(cats) if x == c}, key=order.index)
-        if fraction > 0 and len(owners) >= 2 and not test.intersection(owners) and len(test) < n_bodies - 1:
-            test.add(owners[0])
-    for b in order:
-        if len(test) >= n_test:
-            break
-        test.add(b)
-    return test
-
-
-# ---------------------------------------------------------------------------- generation
 
 PHENOTYPES = ("gender", "age", "muscle", "weight", "height", "proportions")
 _ANNY_TO_GARMENT = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # p_out = p @ this
@@ -219,7 +84,7 @@ def generate_garment(spec: GarmentSpec, cache_dir: Path):
         verts = _dress(spec, body, body_mesh, faces, data, rng)
         if spec.category == "longcoat":
             verts, faces = _coat_skirt(spec, body, assets, verts, faces, rng)
-    verts, left = ab.push_out(verts, body_mesh, _MARGIN)
+    verts, left = sf.push_out(verts, body_mesh, _MARGIN)
     if left:
         raise ValueError(f"{spec.garment_id}: {left} vertices stay inside the body after push-out")
     loops = boundary_loops(faces)
@@ -258,8 +123,8 @@ def _tights_piece(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets):
     g = assets.groups
     data = np.concatenate([body.vertices[used], body.rest[used],
                            np.stack([g["arm_L"], g["arm_R"], g["leg_L"], g["leg_R"]], 1)[used]], 1)
-    quads, data = ab.subdivide_quads(inv.reshape(-1, 4), data)
-    faces = ab.quads_to_triangles(quads)
+    quads, data = sf.subdivide_quads(inv.reshape(-1, 4), data)
+    faces = sf.quads_to_triangles(quads)
     j, lm = body.joints_rest, _landmarks(body.joints_rest)
     rest = lambda: data[:, _R]  # noqa: E731  (data changes after every cut)
     if spec.category in TOPS:
@@ -270,10 +135,10 @@ def _tights_piece(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets):
         q = 1.0 + 2.0 * (1.0 - spec.neck_shape)  # 1: V-neck, 3: round/scoop
         dip = np.clip(1.0 - (np.abs(r[:, 0] - nx) / (0.9 * spec.neck_width)) ** q, 0.0, 1.0)
         cut = lm["neck"] - 0.01 + 1.5 * (rho - spec.neck_width) - spec.neck_depth * dip * front
-        faces, data = ab.clip_mesh(faces, data, r[:, 2] - cut)
+        faces, data = sf.clip_mesh(faces, data, r[:, 2] - cut)
         lo, hi = _sleeve_range(spec.category)
         for side in "LR":
-            faces, data = ab.clip_mesh(faces, data, _limb_cut(data, j, side, True, lo + (hi - lo) * spec.sleeve))
+            faces, data = sf.clip_mesh(faces, data, _limb_cut(data, j, side, True, lo + (hi - lo) * spec.sleeve))
         w_arm = data[:, 6] + data[:, 7]
         if spec.category == "longcoat":  # flat hip-level hem in the posed body; the sweep goes on from it
             z, hem = data[:, 2], _landmarks(body.joints)["crotch"] + 0.05
@@ -282,16 +147,16 @@ def _tights_piece(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets):
             side = np.tanh(data[:, 4] / 0.1)  # -1 front .. +1 back
             hem = lm["crotch"] + lm["torso"] * (0.33 - 0.24 * spec.length) - 0.5 * spec.hem_tilt * side
             hem = np.maximum(hem, lm["crotch"] + 0.04)
-        faces, data = ab.clip_mesh(faces, data, (hem - z) * (1.0 - w_arm) - 0.05 * w_arm)
+        faces, data = sf.clip_mesh(faces, data, (hem - z) * (1.0 - w_arm) - 0.05 * w_arm)
     else:
         r = rest()
         back = np.tanh(r[:, 1] / 0.1)
         waist = lm["crotch"] + lm["torso"] * (0.17 + 0.25 * spec.rise) + 0.015 * back
-        faces, data = ab.clip_mesh(faces, data, r[:, 2] - waist)
+        faces, data = sf.clip_mesh(faces, data, r[:, 2] - waist)
         lo, hi = (1.6, 1.95) if spec.category == "trousers" else (0.3, 0.95)
         for side in "LR":
-            faces, data = ab.clip_mesh(faces, data, _limb_cut(data, j, side, False, lo + (hi - lo) * spec.length))
-    return ab.largest_piece(faces, data)
+            faces, data = sf.clip_mesh(faces, data, _limb_cut(data, j, side, False, lo + (hi - lo) * spec.length))
+    return sf.largest_piece(faces, data)
 
 
 def _sleeve_range(category: str) -> tuple[float, float]:
@@ -321,11 +186,11 @@ def _dress(spec: GarmentSpec, body: ab.PosedBody, body_mesh, faces: np.ndarray, 
             * _smoothstep((s_leg - (0.9 if spec.category == "trousers" else 0.1)) / 0.9) * w_leg
         top = rest[:, 2].max()
         ease = np.where(rest[:, 2] > top - spec.waistband, 0.002, ease)  # elastic waistband
-    pos = pos + ab.vertex_normals(pos, faces) * ease[:, None]
-    op = ab.smoothing_operator(faces, len(pos))
-    pos = ab.taubin(pos, op, 3 + int(spec.fit * 250))
-    pos, _ = ab.push_out(pos, body_mesh, _MARGIN)  # smoothing pulls fabric into creases
-    normal = ab.vertex_normals(pos, faces)
+    pos = pos + sf.vertex_normals(pos, faces) * ease[:, None]
+    op = sf.smoothing_operator(faces, len(pos))
+    pos = sf.taubin(pos, op, 3 + int(spec.fit * 250))
+    pos, _ = sf.push_out(pos, body_mesh, _MARGIN)  # smoothing pulls fabric into creases
+    normal = sf.vertex_normals(pos, faces)
     looseness = 0.5 + spec.fit / 0.06
     disp = spec.wrinkle_amp * looseness * _wrinkle_field(rest, spec, rng)
     # Ring folds where fabric bunches: at cuffs, elbows and knees.
@@ -341,7 +206,7 @@ def _dress(spec: GarmentSpec, body: ab.PosedBody, body_mesh, faces: np.ndarray, 
     else:
         hang = _smoothstep((s_leg - 0.5) / 1.5) * w_leg
     pos[:, 0] += spec.drape * hang
-    return ab.taubin(pos, op, 2)
+    return sf.taubin(pos, op, 2)
 
 
 def _sweep(spec: GarmentSpec, ring: np.ndarray, theta: np.ndarray, centre: np.ndarray, support: ab.BodySupport,
@@ -379,7 +244,7 @@ def _sweep(spec: GarmentSpec, ring: np.ndarray, theta: np.ndarray, centre: np.nd
     for k in range(min(3, rows + 1)):  # leave the ring smoothly
         t = k / 3.0
         pts[k, :, :2] = (1 - t) * ring[:, :2] + t * pts[k, :, :2]
-    return pts.reshape(-1, 3), ab.cylinder_grid_faces(rows, n)
+    return pts.reshape(-1, 3), sf.cylinder_grid_faces(rows, n)
 
 
 def _smooth_rows(r: np.ndarray, passes: int = 3) -> np.ndarray:
@@ -407,7 +272,7 @@ def _coat_skirt(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets, ve
     lm = _landmarks(body.joints)
     centre = 0.5 * (body.joints["upperleg01.L"][:2] + body.joints["upperleg01.R"][:2])
     try:
-        loop = ab.loop_around_axis(verts, faces, centre)
+        loop = sf.loop_around_axis(verts, faces, centre)
     except ValueError as exc:
         raise ValueError(f"{spec.garment_id}: coat hem: {exc}") from None
     theta = np.unwrap(np.arctan2(verts[loop, 1] - centre[1], verts[loop, 0] - centre[0]))

@@ -1,4 +1,4 @@
-"""``anchorudf reconstruct``: one user image -> points, mesh, anchors and a preview."""
+"""One user image -> points, mesh, anchors and a preview (behind ``anchorudf reconstruct``)."""
 
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ def run_reconstruct(image: Path, mask: Path | None, checkpoint: Path, out: Path,
     Outputs are in the NDC of the framed input (x right, y up, z towards the camera; the
     garment's larger silhouette side spans ``render.fill`` of [-1, 1]).
     """
-    from anchorudf.evaluate.pictures import mesh_points, panel, save_png, splat
-    from anchorudf.evaluate.report import write_garment_outputs
+    from anchorudf.data.images import image_tensors
+    from anchorudf.models.checkpoint import load_model
     from anchorudf.reconstruct.image import reconstruct_image
-    from anchorudf.train.checkpoint import load_model
-    from anchorudf.train.data import image_tensors
-    from anchorudf.train.trainer import resolve_device_type
+    from anchorudf.reconstruct.outputs import write_garment_outputs
+    from anchorudf.render.pictures import mesh_points, panel, save_png, splat
+    from anchorudf.utils.device import resolve_device_type
 
     device = resolve_device_type(p.train.device)
     model, meta = load_model(checkpoint, device=device)

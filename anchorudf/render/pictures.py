@@ -51,20 +51,21 @@ def splat(points: np.ndarray, size: int = 256, colors: np.ndarray | None = None,
 
 def mesh_points(vertices: np.ndarray, faces: np.ndarray, count: int = 200_000,
                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Dense area-weighted samples of a mesh with their face normals, for :func:`splat`."""
+    """Dense area-weighted samples of a mesh with their face normals, for :func:`splat`.
+
+    Points in the frame of ``vertices``; seeded (:func:`anchorudf.geometry.sampling.surface_samples`
+    with ``pick="choice"``). Empty arrays for a mesh without faces or area.
+    """
+    from anchorudf.geometry.sampling import surface_samples
+
     v, f = np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64)
     if len(f) == 0:
         return np.zeros((0, 3)), np.zeros((0, 3))
-    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-    cross = np.cross(b - a, c - a)
-    area = np.linalg.norm(cross, axis=1)
+    cross = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    area = np.linalg.norm(cross, axis=1)  # twice the face areas
     if area.sum() <= 0:
         return np.zeros((0, 3)), np.zeros((0, 3))
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(f), size=count, p=area / area.sum())
-    r1, r2 = rng.random(count), rng.random(count)
-    s = np.sqrt(r1)
-    pts = (1 - s)[:, None] * a[idx] + (s * (1 - r2))[:, None] * b[idx] + (s * r2)[:, None] * c[idx]
+    pts, idx = surface_samples(v, f, count, np.random.default_rng(seed), pick="choice")
     normals = cross[idx] / np.maximum(area[idx], 1e-12)[:, None]
     return pts, normals
 
