@@ -4,24 +4,11 @@ import os
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
-import numpy as np
+import meshes
 import pytest
-import trimesh
 
 from anchorudf import stages
 from anchorudf.config import load_params
-
-
-def _open_tube(radius, height, seed):
-    m = trimesh.creation.cylinder(radius, height, sections=24)
-    keep = np.abs(m.face_normals[:, 2]) < 0.5  # drop the caps: an open "skirt"
-    m = trimesh.Trimesh(m.vertices, m.faces[keep], process=True)
-    m = m.subdivide().subdivide()
-    rng = np.random.default_rng(seed)
-    m.vertices += rng.normal(0, 0.003, m.vertices.shape)
-    m.visual.vertex_colors = np.tile(rng.integers(0, 255, 4, dtype=np.uint8), (len(m.vertices), 1))
-    # Z up in the source: tests the up-axis rotation as well
-    return m
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +19,9 @@ def tiny_data(tmp_path_factory):
     for i in range(4):
         cat = "skirt" if i % 2 else "trousers"
         (src / cat).mkdir(parents=True, exist_ok=True)
-        _open_tube(0.2 + 0.03 * i, 0.6 + 0.05 * i, i).export(src / cat / f"g{i}.ply")
+        # Z up in the source: tests the up-axis rotation as well
+        meshes.open_tube(0.2 + 0.03 * i, 0.6 + 0.05 * i, sections=24, rings=2, up="z", subdivisions=2,
+                         noise=0.003, seed=i, colour=True).export(src / cat / f"g{i}.ply")
     (src / "skirt" / "broken.obj").write_text("this is not a mesh\n")
     p = load_params(None, ["garments.source=generic", f"garments.input={src}", "garments.test_fraction=0.25",
                            "render.size=64", "render.yaw_step=90", "render.shards=[0, 1]",

@@ -3,6 +3,7 @@
 import json
 import warnings
 
+import meshes
 import numpy as np
 import pytest
 
@@ -19,25 +20,12 @@ ACFG = AnchorsConfig(count=12, surface_samples=400)
 GT = 300
 
 
-def _tube(radius, height, sections=16, rings=5):
-    import trimesh
-
-    ang = np.linspace(0, 2 * np.pi, sections, endpoint=False)
-    ys = np.linspace(-height / 2, height / 2, rings)
-    v = np.array([[radius * np.cos(t), y, radius * np.sin(t)] for y in ys for t in ang])
-    f = [[r * sections + s, r * sections + (s + 1) % sections, (r + 1) * sections + s]
-         for r in range(rings - 1) for s in range(sections)]
-    f += [[r * sections + (s + 1) % sections, (r + 1) * sections + (s + 1) % sections, (r + 1) * sections + s]
-          for r in range(rings - 1) for s in range(sections)]
-    return trimesh.Trimesh(v, np.array(f), process=False)
-
-
 def make_garments(root, broken=False):
     """Four small open tubes (shards 0 and 1 get two each); optionally one missing mesh."""
     rows = []
     for i, (r, h) in enumerate([(0.2, 1.0), (0.3, 0.9), (0.25, 1.0), (0.35, 0.7)]):
         gid = f"g{i}"
-        rel = save_garment(root, gid, _tube(r, h))
+        rel = save_garment(root, gid, meshes.open_tube(r, h, sections=16, rings=5))
         rows.append({c: "" for c in MANIFEST_COLUMNS} | {"id": gid, "category": "skirt", "split": "train",
                                                           "group": gid, "source": "test", "mesh": rel})
     if broken:

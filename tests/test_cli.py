@@ -35,14 +35,12 @@ def test_bad_override_exits_2_naming_key():
 
 
 def test_preprocess_cli_keeps_valid_reports_broken_and_strict_fails(tmp_path):
-    import trimesh
+    import meshes
 
     src = tmp_path / "src" / "skirt"
     src.mkdir(parents=True)
     for i in range(2):
-        m = trimesh.creation.cylinder(0.2 + 0.05 * i, 0.6, sections=16)
-        keep = abs(m.face_normals[:, 2]) < 0.5
-        trimesh.Trimesh(m.vertices, m.faces[keep]).export(src / f"ok{i}.ply")
+        meshes.open_tube(0.2 + 0.05 * i, 0.6, sections=16, rings=2, up="z").export(src / f"ok{i}.ply")
     (src / "broken.obj").write_bytes(b"\x00\xff garbage \x13")
     (src / "empty.ply").write_bytes(b"")
     small = ["-S", "render.size=32", "-S", "render.yaw_step=180", "-S", "sample.points_per_garment=500",

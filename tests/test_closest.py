@@ -50,7 +50,7 @@ def single_triangle():
 
 def open_cylinder(sections=12, rings=4):
     """An open tube of radius 0.3 and height 0.8 (no caps)."""
-    return meshes.open_cylinder(sections, rings)
+    return meshes.open_tube_arrays(sections=sections, rings=rings)
 
 
 def bumpy_sheet(n=6, seed=0):

@@ -33,7 +33,7 @@ def test_pin_hole_closed_outer_boundary_kept():
 
 
 def test_open_cylinder_rims_stay_open():
-    v, f = meshes.open_cylinder(sections=16, rings=4)
+    v, f = meshes.open_tube_arrays(sections=16, rings=4)
     v2, f2 = fill_small_holes(v, f, max_edges=12)
     assert boundary_loops(f2) == 2 and len(f2) == len(f)
     v3, f3 = fill_small_holes(v, f, max_edges=16)      # a threshold above the rims closes them

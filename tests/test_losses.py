@@ -94,12 +94,39 @@ def test_udf_gradient_of_analytic_distance_is_the_direction():
     # create_graph: the loss on the gradient is differentiable w.r.t. what made f.
     w = torch.tensor(1.5, requires_grad=True)
     g2 = udf_gradient(w * (pts ** 2).sum(-1), pts)
-    g2.sum().backward()
-    assert w.grad is not None and w.grad.abs() > 0
+    g2.sum().backward()   # g2 = 2 w p, so d(sum g2)/dw = 2 sum(p)
+    torch.testing.assert_close(w.grad, 2 * pts.detach().sum())
+
+
+def udf_loss_reference(pred, gt, delta):
+    """Slow, obviously correct: |min(p, delta) - min(g, delta)| averaged over every item and point."""
+    terms = [abs(min(float(p), delta) - min(float(g), delta))
+             for pb, gb in zip(pred, gt) for p, g in zip(pb, gb)]
+    return sum(terms) / len(terms)
+
+
+def gda_reference(grad, direction, mask, eps=1e-8):
+    """Slow, obviously correct: 1 - cos averaged over the masked points; 0 when none is masked."""
+    terms = []
+    for gb, db, mb in zip(grad.double(), direction.double(), mask):
+        for g, d, m in zip(gb, db, mb):
+            if m:
+                terms.append(1.0 - float(g @ d) / max(float(g.norm() * d.norm()), eps))
+    return sum(terms) / len(terms) if terms else 0.0
 
 
 @pytest.mark.parametrize("b,n", list(itertools.product([1, 3], [1, 17])))
 def test_losses_accept_any_batch_and_point_count(b, n):
+    """Every (B, N), with K != M anchors: the losses equal per-item, per-point references."""
     g = torch.Generator().manual_seed(b * 100 + n)
-    assert torch.isfinite(udf_loss(torch.rand(b, n, generator=g), torch.rand(b, n, generator=g), 0.2))
-    assert torch.isfinite(anchor_chamfer(torch.rand(b, n, 3, generator=g), torch.rand(b, 4, 3, generator=g)))
+    pred, gt = torch.rand(b, n, generator=g) * 0.4, torch.rand(b, n, generator=g) * 0.4
+    assert udf_loss(pred, gt, 0.2).item() == pytest.approx(udf_loss_reference(pred, gt, 0.2), rel=1e-6, abs=1e-7)
+    m = n + 3   # K = n anchors predicted, M = n + 3 targets
+    p, t = torch.rand(b, n, 3, generator=g), torch.rand(b, m, 3, generator=g)
+    for chunk in (5, 512):
+        assert anchor_chamfer(p, t, chunk=chunk).item() == pytest.approx(chamfer_reference(p, t), rel=1e-5, abs=1e-7)
+        assert anchor_chamfer(t, p, chunk=chunk).item() == pytest.approx(chamfer_reference(t, p), rel=1e-5, abs=1e-7)
+    grad, direction = torch.randn(b, n, 3, generator=g), torch.randn(b, n, 3, generator=g)
+    mask = torch.rand(b, n, generator=g) < 0.6
+    assert gda_loss(grad, direction, mask).item() == pytest.approx(gda_reference(grad, direction, mask),
+                                                                    rel=1e-5, abs=1e-6)

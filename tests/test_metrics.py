@@ -86,10 +86,6 @@ def test_bad_input_is_named():
 
 
 def test_p2s_exact_to_triangles():
-    try:
-        import anchorudf.geometry.closest  # noqa: F401
-    except ImportError as e:  # written by another helper
-        pytest.skip(f"anchorudf.geometry.closest not importable: {e}")
     # Unit square in z = 0 as two triangles. Points above it: distance = height; beyond an
     # edge: distance to the edge (the KD-tree on vertices would be wrong here).
     v = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=float)

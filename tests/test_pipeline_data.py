@@ -16,21 +16,31 @@ def test_preprocess_outputs_and_rejects(tiny_data):
 
 
 def test_training_items_line_up_with_pixels(tiny_data):
+    from scipy.spatial import cKDTree
+
+    from anchorudf.data.cache import load_samples
     from anchorudf.train.data import build_dataset
 
     p, out, _ = tiny_data
     ds = build_dataset(p, "train", garments_dir=out / "garments", render_dir=out / "render",
                        cache_dir=out / "cache")
     assert len(ds) == 3 * 6  # 3 train garments x yaws {0, 40, 90, 180, 270, 320} (test yaws too)
+    cached = {}
     for i in range(len(ds)):
         item = ds[(i, 1234 + i)]
         calib = item["calib"].numpy().astype(np.float64)
         k = calib_scale(calib)
         assert item["image"].shape == (3, 64, 64) and item["points"].shape == (256, 3)
-        # distances are NDC units: garment udf * scale
         v = ds.views[i]
-        raw = ds.reader.draw(v.garment_id, 256, list(p.train.sigma_mix), np.random.default_rng(0))
         assert np.isclose(k, calib_scale(v.calib), rtol=0.06)
+        # the points are cached samples of this garment mapped through the item's calib, and
+        # distances are NDC units: garment udf * scale
+        if v.garment_id not in cached:
+            cached[v.garment_id] = load_samples(out / "cache", v.garment_id)
+        s = cached[v.garment_id]
+        dist, row = cKDTree(s["points"]).query(unproject(calib, item["points"].numpy()))
+        assert dist.max() < 1e-5
+        np.testing.assert_allclose(item["udf"].numpy(), s["udf"][row] * k, rtol=1e-5, atol=1e-7)
         # near-surface points (udf < half a pixel) project onto the (augmented) mask, up to
         # the pixel rounding of the mask's edge: a flipped axis or a wrong scale would miss.
         from scipy.ndimage import distance_transform_edt
@@ -42,8 +52,11 @@ def test_training_items_line_up_with_pixels(tiny_data):
         assert distance_transform_edt(~mask)[uv[:, 1], uv[:, 0]].max() <= 1.5
         # anchors and directions are consistent with the calib
         assert np.allclose(np.linalg.norm(item["direction"].numpy(), axis=1), 1, atol=1e-3)
+        d = s["direction"][row].astype(np.float64) @ calib[:3, :3].T
+        np.testing.assert_allclose(item["direction"].numpy(), d / np.linalg.norm(d, axis=1, keepdims=True),
+                                   atol=1e-5)
+        np.testing.assert_allclose(item["anchors"].numpy(), project(calib, s["anchors"]), atol=1e-5)
         assert np.abs(item["anchors"].numpy()).max() < 1.0
-        assert raw["points"].shape == (256, 3)
 
 
 def test_targets_transform_exactly(tiny_data):

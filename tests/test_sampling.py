@@ -11,11 +11,6 @@ from anchorudf.geometry.sampling import (UNIFORM_HALF_EXTENT, class_counts, quer
                                          surface_samples)
 
 
-def open_cylinder(sections=24, rings=6):
-    """An open tube of radius 0.3 and height 0.8 (no caps)."""
-    return meshes.open_cylinder(sections, rings)
-
-
 def test_split_counts_largest_remainder():
     assert split_counts(10, [1, 1, 1]).tolist() == [4, 3, 3]
     assert split_counts(5000, [0.01, 0.49, 0.5]).tolist() == [50, 2450, 2500]
@@ -45,7 +40,7 @@ def test_surface_samples_are_area_weighted_and_on_surface():
 def test_surface_samples_choice_pick_is_the_generator_choice_stream():
     # pick="choice" draws faces exactly as rng.choice(F, n, p=areas/sum) and then the same
     # barycentric map (the diversity report and the pictures were made with that stream).
-    v, f = open_cylinder(12, 4)
+    v, f = meshes.open_tube_arrays(sections=12, rings=4)
     v = v * np.array([1.0, 1.3, 0.7])
     pts, fid = surface_samples(v, f, 5000, np.random.default_rng(3), pick="choice")
     rng = np.random.default_rng(3)
@@ -63,7 +58,7 @@ def test_surface_samples_choice_pick_is_the_generator_choice_stream():
 
 
 def test_query_points_classes_and_targets():
-    v, f = open_cylinder(24, 6)
+    v, f = meshes.open_tube_arrays(sections=24, rings=6)
     cfg = SampleConfig(points_per_garment=4000, sigmas=[0.08, 0.02, 0.003], ratios=[0.01, 0.49, 0.5],
                        uniform_ratio=0.25)
     out = query_points(v, f, cfg, np.random.default_rng(0))
@@ -83,7 +78,7 @@ def test_query_points_classes_and_targets():
 
 
 def test_query_points_deterministic_and_seed_sensitive():
-    v, f = open_cylinder(8, 3)
+    v, f = meshes.open_tube_arrays(sections=8, rings=3)
     cfg = SampleConfig(points_per_garment=500)
     a = query_points(v, f, cfg, np.random.default_rng(5))
     b = query_points(v, f, cfg, np.random.default_rng(5))
@@ -95,7 +90,7 @@ def test_query_points_deterministic_and_seed_sensitive():
 
 def test_kmeans_anchors_deterministic_bytes_and_sorted():
     rng = np.random.default_rng(0)
-    v, f = open_cylinder(24, 6)
+    v, f = meshes.open_tube_arrays(sections=24, rings=6)
     pts, _ = surface_samples(v, f, 3000, rng)
     for method in ("kmeans", "minibatch"):
         a = kmeans_anchors(pts, 40, seed=3, method=method)

@@ -67,7 +67,21 @@ def test_synthetic_items_follow_the_schema():
     assert item["image"].shape == (3, 32, 32) and item["mask"].shape == (1, 32, 32)
     assert item["points"].shape == (64, 3) and item["udf"].shape == (64,) and item["anchors"].shape == (20, 3)
     assert torch.allclose(item["direction"].norm(dim=1), torch.ones(64), atol=1e-5)
-    # udf is the distance to the closest point along -direction.
+    # udf is the distance to the closest point along -direction: for the patch (odd item) and
+    # the sphere (even item), p - udf * direction lies on the surface and udf is the exact distance.
+    for key in ((1, 123), (0, 123)):
+        it = {k: v.double() for k, v in dataset(p)[key].items()}
+        shape = dataset(p)._shape(key[0])
+        c = torch.from_numpy(shape["centre"])
+        q = it["points"] - it["udf"][:, None] * it["direction"]
+        if shape["kind"] == "patch":
+            out = ((it["points"][:, :2] - c[:2]).abs() - shape["half"]).clamp(min=0)
+            ref = torch.sqrt((out ** 2).sum(1) + (it["points"][:, 2] - c[2]) ** 2)
+            assert (q[:, 2] - c[2]).abs().max() < 1e-5 and ((q[:, :2] - c[:2]).abs() - shape["half"]).max() < 1e-5
+        else:
+            ref = ((it["points"] - c).norm(dim=1) - shape["radius"]).abs()
+            assert ((q - c).norm(dim=1) - shape["radius"]).abs().max() < 1e-5
+        torch.testing.assert_close(it["udf"], ref, rtol=0, atol=1e-6)
     assert torch.equal(item["points"], dataset(p)[(1, 123)]["points"])
     assert not torch.equal(item["points"], dataset(p)[(1, 124)]["points"])
     assert (item["image"] * (1 - item["mask"])).abs().max() == 0

@@ -30,13 +30,12 @@ def test_bad_up_axis_names_the_key(axis):
 
 
 def test_preprocess_up_axis_flag_sets_the_param(tmp_path):
+    import meshes
     import trimesh
 
     src = tmp_path / "src" / "skirt"
     src.mkdir(parents=True)
-    m = trimesh.creation.cylinder(0.15, 0.6, sections=16)  # Z up: height along z
-    keep = abs(m.face_normals[:, 2]) < 0.5
-    trimesh.Trimesh(m.vertices, m.faces[keep]).export(src / "tube.ply")
+    meshes.open_tube(0.15, 0.6, sections=16, rings=2, up="z").export(src / "tube.ply")  # height along z
     small = ["-S", "render.size=32", "-S", "render.yaw_step=180", "-S", "sample.points_per_garment=200",
              "-S", "anchors.count=4", "-S", "anchors.surface_samples=50", "-S", "evaluate.gt_points=100",
              "-S", "garments.test_fraction=0.0", "--params", str(ROOT / "params.yaml")]
