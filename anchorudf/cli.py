@@ -8,32 +8,143 @@ train.lambda_gda=0.02`` means. Heavy libraries are imported inside the commands 
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
+import os
+import sys
+from pathlib import Path, PurePath
+from typing import Any, Optional
 
 import typer
+from typer.core import TyperGroup
+from typer.exceptions import Abort, Exit, TyperException
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+DEBUG_ENV = "ANCHORUDF_DEBUG"
+# Names under which a function usually holds the file it is reading or writing.
+_PATH_NAMES = ("path", "file", "filename", "fname", "pointer", "image_path", "mask_path")
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _flat(text: str) -> str:
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def _file_of(exc: BaseException) -> str | None:
+    """The file a library error is about, for errors that do not say (JSON, safetensors,
+    PIL, YAML): ``exc.filename`` if set, else the path held by the innermost anchorudf
+    function on the traceback (a local named ``path``/``file``/..., or its only path-like
+    local)."""
+    name = getattr(exc, "filename", None)
+    if name:
+        return str(name)
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        local = frame.f_locals
+        for key in _PATH_NAMES:
+            if isinstance(local.get(key), (str, PurePath)) and str(local[key]):
+                return str(local[key])
+        paths = {str(v) for v in local.values() if isinstance(v, PurePath)}
+        if len(paths) == 1:
+            return paths.pop()
+    return None
+
+
+def _library_kind(exc: BaseException) -> str | None:
+    """What an expected library error means, in words (None: not one we know)."""
+    import json
+
+    known = [("json", json.JSONDecodeError, "invalid JSON")]
+    for module, attr, words in (("safetensors", "SafetensorError", "damaged safetensors file"),
+                                ("PIL.Image", "DecompressionBombError", "image too large"),
+                                ("PIL", "UnidentifiedImageError", "not a readable image"),
+                                ("yaml", "YAMLError", "invalid YAML")):
+        cls = getattr(sys.modules.get(module), attr, None)  # not imported: cannot be raised
+        if isinstance(cls, type):
+            known.append((module, cls, words))
+    for _, cls, words in known:
+        if isinstance(exc, cls):
+            return words
+    return None
+
+
+def error_line(exc: BaseException) -> str:
+    """``<file>: <problem>`` on one line, for any exception (the CLI prefixes ``error: ``)."""
+    from anchorudf.errors import AnchorUDFError
+
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 else "")
+        return f"{where}: {exc.strerror}"
+    text = _flat(str(exc))
+    if isinstance(exc, AnchorUDFError):  # our messages name their file already
+        return text or type(exc).__name__
+    kind = _library_kind(exc)
+    if kind is None and not isinstance(exc, (OSError, ValueError)):
+        kind = f"{type(exc).__name__} (unexpected; --debug or {DEBUG_ENV}=1 shows the traceback)"
+    problem = f"{kind}: {text}" if kind and text else (kind or text or type(exc).__name__)
+    where = _file_of(exc)
+    return problem if where is None or where in text else f"{where}: {problem}"
+
+
+def exit_code(exc: BaseException) -> int:
+    """2 for configuration (params/override) errors, as for usage errors; 1 otherwise."""
+    from anchorudf.config import ConfigError
+
+    return 2 if isinstance(exc, ConfigError) else 1
+
+
+class OneLineErrors(TyperGroup):
+    """Runs every command; turns any error into one line ``error: <file>: <problem>`` on
+    stderr and exit status 1 (2: params/usage, 130: interrupted). ``--debug`` or
+    ``ANCHORUDF_DEBUG=1`` lets the error through with its traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (Exit, Abort, TyperException):  # typer's own exits and usage errors
+            raise
+        except KeyboardInterrupt:
+            if _debug(ctx):
+                raise
+            typer.secho("error: interrupted", fg="red", err=True)
+            raise Exit(130) from None
+        except Exception as exc:
+            if _debug(ctx):
+                raise
+            typer.secho(f"error: {error_line(exc)}", fg="red", err=True)
+            raise Exit(exit_code(exc)) from None
+
+
+def _debug(ctx: Any) -> bool:
+    return bool(ctx.params.get("debug")) or os.environ.get(DEBUG_ENV, "").strip().lower() in (
+        "1", "true", "yes", "on")
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=OneLineErrors,
+                  pretty_exceptions_show_locals=False,
                   help="Single-view 3D garment reconstruction with anchored UDFs (AnchorUDF).")
+
+
+@app.callback()
+def _global_options(debug: bool = typer.Option(False, "--debug",
+                                                help=f"show tracebacks instead of one-line errors "
+                                                     f"(also: {DEBUG_ENV}=1)")):
+    """Single-view 3D garment reconstruction with anchored UDFs (AnchorUDF)."""
 
 ParamsOpt = typer.Option(Path("params.yaml"), "--params", "-p", help="params file (params.yaml)")
 SetOpt = typer.Option(None, "--set", "-S", help="override, section.key=value (repeatable)")
 
 
 def _load(params: Path, overrides: Optional[list[str]]):
-    from anchorudf.config import ConfigError, load_params
+    from anchorudf.config import load_params
 
-    try:
-        return load_params(params if params.exists() or str(params) != "params.yaml" else None,
-                           overrides or [])
-    except ConfigError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
-
-
-def _fail(message: str, code: int = 1):
-    typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(code)
+    # a ConfigError becomes one line and exit status 2 in OneLineErrors
+    if not params.exists() and str(params) == "params.yaml":
+        typer.echo(f"note: no params.yaml in {Path.cwd()}: using the built-in defaults", err=True)
+        return load_params(None, overrides or [])
+    return load_params(params, overrides or [])
 
 
 @app.command("params")
@@ -55,11 +166,7 @@ def garments_cmd(out: Path = typer.Option(Path("data/garments"), help="garments 
     """Stage 1: build the garment set (default anny set, or garments.source/input)."""
     from anchorudf import stages
 
-    p = _load(params, overrides)
-    try:
-        stages.garments(p, out, report=report)
-    except stages.StageError as exc:
-        _fail(str(exc))
+    stages.garments(_load(params, overrides), out, report=report)
 
 
 @app.command("preprocess")
@@ -82,11 +189,7 @@ def preprocess_cmd(input: Optional[Path] = typer.Option(None, "--input", "-i", h
         import json
 
         extra.append(f"garments.up_axis={json.dumps(up_axis)}")  # a YAML string, whatever it holds
-    p = _load(params, extra)
-    try:
-        stages.preprocess(p, out)
-    except stages.StageError as exc:
-        _fail(str(exc))
+    stages.preprocess(_load(params, extra), out)
 
 
 @app.command("render")
@@ -97,11 +200,7 @@ def render_cmd(shard: int = typer.Option(0, help="shard id (one of render.shards
     """Stage 2: render the views of one shard of garments (image, mask, calib)."""
     from anchorudf import stages
 
-    p = _load(params, overrides)
-    try:
-        summary = stages.render(p, garments, out, shard)
-    except stages.StageError as exc:
-        _fail(str(exc))
+    summary = stages.render(_load(params, overrides), garments, out, shard)
     typer.echo(f"render shard {shard}: {summary.get('rendered', 0)} rendered, "
                f"{summary.get('skipped_existing', 0)} already done, {len(summary.get('failed', []))} failed")
 
@@ -114,11 +213,7 @@ def sample_cmd(shard: int = typer.Option(0, help="shard id (one of sample.shards
     """Stage 3a: query points with exact distance targets for one shard."""
     from anchorudf import stages
 
-    p = _load(params, overrides)
-    try:
-        summary = stages.sample(p, garments, out, shard)
-    except stages.StageError as exc:
-        _fail(str(exc))
+    summary = stages.sample(_load(params, overrides), garments, out, shard)
     typer.echo(f"sample shard {shard}: {summary}")
 
 
@@ -129,11 +224,7 @@ def anchors_cmd(garments: Path = typer.Option(Path("data/garments"), help="garme
     """Stage 3b: k-means anchor targets and evaluation surface samples."""
     from anchorudf import stages
 
-    p = _load(params, overrides)
-    try:
-        summary = stages.anchors(p, garments, out)
-    except stages.StageError as exc:
-        _fail(str(exc))
+    summary = stages.anchors(_load(params, overrides), garments, out)
     typer.echo(f"anchors: {summary}")
 
 
@@ -152,16 +243,11 @@ def train_cmd(data: Path = typer.Option(Path("data"), help="preprocessed data ro
     Several GPUs or nodes: torchrun --nproc_per_node=N -m anchorudf train [OPTIONS]
     """
     import json
-    import os
 
     from anchorudf import stages
 
-    p = _load(params, overrides)
-    try:
-        metrics = stages.train(p, data, run_dir, live_dir=live_dir, max_steps=max_steps,
-                               synthetic_items=synthetic_items if synthetic else None)
-    except stages.StageError as exc:
-        _fail(str(exc))
+    metrics = stages.train(_load(params, overrides), data, run_dir, live_dir=live_dir, max_steps=max_steps,
+                           synthetic_items=synthetic_items if synthetic else None)
     if int(os.environ.get("RANK", "0")) == 0:  # one copy under torchrun
         typer.echo(json.dumps(metrics, indent=2, sort_keys=True))
 
@@ -176,11 +262,7 @@ def evaluate_cmd(data: Path = typer.Option(Path("data"), help="preprocessed data
     """Stage 5: reconstruct the test views, compute metrics and baselines, draw pictures."""
     from anchorudf import stages
 
-    p = _load(params, overrides)
-    try:
-        stages.evaluate(p, data, model, out, recon, metrics)
-    except (stages.StageError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+    stages.evaluate(_load(params, overrides), data, model, out, recon, metrics)
 
 
 @app.command("reconstruct")
@@ -192,13 +274,9 @@ def reconstruct_cmd(image: Path = typer.Argument(..., help="RGB(A) image of a ga
                     no_mesh: bool = typer.Option(False, "--no-mesh", help="points only"),
                     params: Path = ParamsOpt, overrides: Optional[list[str]] = SetOpt):
     """Reconstruct one garment image: points.ply, mesh.ply/.obj, anchors.ply, preview.png."""
-    from anchorudf.reconstruct.run import InputImageError, run_reconstruct
+    from anchorudf.reconstruct.run import run_reconstruct
 
-    p = _load(params, overrides)
-    try:
-        files = run_reconstruct(image, mask, checkpoint, out, p, mesh=not no_mesh)
-    except (InputImageError, FileNotFoundError) as exc:
-        _fail(str(exc))
+    files = run_reconstruct(image, mask, checkpoint, out, _load(params, overrides), mesh=not no_mesh)
     for f in files:
         typer.echo(str(f))
 

@@ -13,6 +13,7 @@ Overrides use DVC's syntax (``section.key=value``, the value parsed as YAML), so
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -22,6 +23,8 @@ from typing import Any, Literal
 
 import yaml
 
+from anchorudf.errors import AnchorUDFError
+
 _SCI = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 CATEGORIES = ("tshirt", "longsleeve", "longcoat", "trousers", "shorts", "skirt")
@@ -29,13 +32,15 @@ CATEGORIES = ("tshirt", "longsleeve", "longcoat", "trousers", "shorts", "skirt")
 UP_AXES = ("+X", "-X", "+Y", "-Y", "+Z", "-Z")
 
 
-class ConfigError(ValueError):
+class ConfigError(ValueError, AnchorUDFError):
     """A params file or override that does not fit the schema; the message names the key."""
 
 
 def _f(default: Any, doc: str, lo: float | None = None, hi: float | None = None,
-       choices: tuple | None = None):
-    meta = {"doc": doc, "lo": lo, "hi": hi, "choices": choices}
+       choices: tuple | None = None, gt: float | None = None, nonempty: bool = False):
+    """A documented field: ``lo``/``hi`` inclusive bounds, ``gt`` an exclusive lower bound
+    (each applies to every item of a list), ``nonempty`` for lists that need an item."""
+    meta = {"doc": doc, "lo": lo, "hi": hi, "choices": choices, "gt": gt, "nonempty": nonempty}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: list(d) if isinstance(d, list) else dict(d),
                      metadata=meta)
@@ -53,7 +58,8 @@ class GarmentsConfig:
                       "(ignored for source=default)")
     seed: int = _f(0, "seed of the default garment generator and of the split", lo=0)
     count: int = _f(60, "number of generated garments (source=default)", lo=1, hi=100000)
-    categories: list[str] = _f(list(CATEGORIES), "categories to generate (default) or keep (user data)")
+    categories: list[str] = _f(list(CATEGORIES), "categories to generate (default) or keep (user data)",
+                               nonempty=True)
     test_fraction: float = _f(0.2, "fraction of bodies/subjects/instances held out for test", lo=0.0, hi=0.9)
     strict: bool = _f(False, "fail the run when any input file is rejected")
     anny_cache: str = _f(".cache/anny", "project-local cache of the anny body model build")
@@ -67,13 +73,13 @@ class RenderConfig:
     size: int = _f(128, "image side in pixels (512 in the paper)", lo=16, hi=4096)
     yaw_step: float = _f(10.0, "degrees between views over 360; 0 = use `yaws`", lo=0.0, hi=360.0)
     yaws: list[float] = _f([], "explicit yaw list in degrees (used when yaw_step is 0)")
-    test_yaws: list[float] = _f([0.0, 40.0, 320.0], "yaws of the test views (always rendered)")
+    test_yaws: list[float] = _f([0.0, 40.0, 320.0], "yaws of the test views (always rendered)", nonempty=True)
     fill: float = _f(0.88, "fraction of the image the garment's larger of height/width fills", lo=0.1, hi=1.0)
     background: list[int] = _f([255, 255, 255], "RGB background of the images (mask is separate)")
     image_format: Literal["png", "jpg"] = _f("png", "image file format")
     jpeg_quality: int = _f(95, "JPEG quality when image_format is jpg", lo=1, hi=100)
     backend: Literal["auto", "osmesa", "egl"] = _f("auto", "OpenGL platform; auto = EGL with a GPU, else OSMesa")
-    shards: list[int] = _f([0, 1], "shard ids (0..n-1); garment i goes to shard i % n")
+    shards: list[int] = _f([0, 1], "shard ids (0..n-1); garment i goes to shard i % n", nonempty=True)
     workers: int = _f(1, "processes per shard", lo=1, hi=256)
 
 
@@ -86,7 +92,7 @@ class SampleConfig:
     sigmas: list[float] = _f([0.08, 0.02, 0.003], "std-devs of the Gaussian offsets (normalised frame)")
     ratios: list[float] = _f([0.01, 0.49, 0.50], "share of the near-surface points per sigma")
     uniform_ratio: float = _f(0.25, "share of points uniform in the padded box (0 in the paper)", lo=0.0, hi=1.0)
-    shards: list[int] = _f([0, 1], "shard ids (0..n-1); garment i goes to shard i % n")
+    shards: list[int] = _f([0, 1], "shard ids (0..n-1); garment i goes to shard i % n", nonempty=True)
     workers: int = _f(1, "processes per shard", lo=1, hi=256)
 
 
@@ -110,7 +116,8 @@ class ModelConfig:
     norm: Literal["group", "batch"] = _f("group", "normalisation layer of the encoder")
     grid: int = _f(16, "side of the anchor occupancy grid (32 in the paper)", lo=4, hi=128)
     pos_channels: int = _f(32, "channels of the anchored position feature", lo=1, hi=256)
-    decoder: list[int] = _f([128, 128, 64], "hidden widths of the decoder MLP (1024-512-256-128 in the paper)")
+    decoder: list[int] = _f([128, 128, 64], "hidden widths of the decoder MLP (1024-512-256-128 in the paper)",
+                            lo=1, nonempty=True)
     position_feature: Literal["anchors", "xyz", "depth"] = _f(
         "anchors", "anchors = AnchorUDF; xyz = coordinates only; depth = PIFu's depth (Table 2)")
     output: Literal["softplus", "abs", "relu"] = _f("softplus", "output activation keeping distances >= 0")
@@ -129,10 +136,10 @@ class TrainConfig:
     sigma_mix: list[float] = _f([0.25, 0.25, 0.25, 0.25],
                                 "per-batch shares of [uniform, sigma_0, sigma_1, ...] points")
     optimizer: Literal["rmsprop", "adam"] = _f("rmsprop", "optimizer")
-    lr: float = _f(1e-3, "learning rate (5e-5 in the paper)", lo=0.0, hi=1.0)
+    lr: float = _f(1e-3, "learning rate (5e-5 in the paper)", gt=0.0, hi=1.0)
     lr_decay_at: float = _f(0.8, "fraction of all steps after which lr is multiplied by lr_decay", lo=0.0, hi=1.0)
-    lr_decay: float = _f(0.1, "lr multiplier for the last steps", lo=0.0, hi=1.0)
-    delta: float = _f(0.2, "clamp of the distance loss, NDC units", lo=0.0)
+    lr_decay: float = _f(0.1, "lr multiplier for the last steps", gt=0.0, hi=1.0)
+    delta: float = _f(0.2, "clamp of the distance loss, NDC units", gt=0.0)
     lambda_ap: float = _f(1.0, "weight of the anchor Chamfer loss", lo=0.0)
     lambda_gda: float = _f(0.02, "weight of the gradient-direction-alignment loss", lo=0.0)
     flip: bool = _f(True, "random horizontal flip augmentation")
@@ -155,18 +162,18 @@ class EvaluateConfig:
     seed_points: int = _f(20000, "uniform seeds per round (200k in the paper)", lo=10)
     target_points: int = _f(50000, "dense points to extract (900k in the paper)", lo=10)
     num_steps: int = _f(5, "projection steps per round", lo=1)
-    filter_val: float = _f(0.015, "keep points with predicted distance below this, NDC (0.007 in the paper)", lo=0.0)
-    reseed_val: float = _f(0.03, "reseed from points with predicted distance below this, NDC", lo=0.0)
+    filter_val: float = _f(0.015, "keep points with predicted distance below this, NDC (0.007 in the paper)", gt=0.0)
+    reseed_val: float = _f(0.03, "reseed from points with predicted distance below this, NDC", gt=0.0)
     seeding: Literal["uniform", "anchors"] = _f(
         "anchors", "uniform = the paper's NDF seeding; anchors = seeds around the predicted anchors")
-    anchor_std: float = _f(0.03, "std of the seeds around each anchor (seeding=anchors), NDC", lo=0.0)
+    anchor_std: float = _f(0.03, "std of the seeds around each anchor (seeding=anchors), NDC", gt=0.0)
     max_rounds: int = _f(20, "give up after this many rounds", lo=1)
     batch_points: int = _f(50000, "points per network call (memory budget)", lo=1)
     mesh: bool = _f(True, "also extract a mesh from the UDF")
     mesh_resolution: int = _f(64, "grid cells per axis of the mesh extraction", lo=8, hi=1024)
     mesh_min_faces: int = _f(200, "drop mesh pieces with fewer faces (speckles of a noisy field)", lo=0)
     mesh_fill_holes: int = _f(12, "close boundary loops of at most this many edges (pin holes); 0 = off", lo=0)
-    fscore_threshold: float = _f(0.01, "F-score distance, fraction of garment size", lo=0.0)
+    fscore_threshold: float = _f(0.01, "F-score distance, fraction of garment size", gt=0.0)
     metric_points: int = _f(50000, "points of each cloud used in the metrics", lo=10)
     baselines: bool = _f(True, "also evaluate the retrieval and anchor baselines")
 
@@ -225,6 +232,8 @@ def _check_value(key: str, value: Any, tp: Any) -> Any:
             return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: {value!r} is not a finite number")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -248,11 +257,15 @@ def _build_section(name: str, cls: type, raw: Any) -> Any:
         full = f"{name}.{key}"
         value = _check_value(full, value, hints[key])
         meta = fields[key].metadata
-        lo, hi = meta.get("lo"), meta.get("hi")
+        lo, hi, gt = meta.get("lo"), meta.get("hi"), meta.get("gt")
+        if meta.get("nonempty") and isinstance(value, list) and not value:
+            raise ConfigError(f"{full}: must list at least one value")
         for v in value if isinstance(value, list) else [value]:
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 if lo is not None and v < lo:
                     raise ConfigError(f"{full}: {v!r} is below the minimum {lo}")
+                if gt is not None and v <= gt:
+                    raise ConfigError(f"{full}: {v!r} must be above {gt}")
                 if hi is not None and v > hi:
                     raise ConfigError(f"{full}: {v!r} is above the maximum {hi}")
         values[key] = value
@@ -261,6 +274,14 @@ def _build_section(name: str, cls: type, raw: Any) -> Any:
 
 def _validate(p: Params) -> None:
     """Cross-field rules the per-field schema cannot express."""
+    if p.train.steps + p.train.gda_steps < 1:
+        raise ConfigError("train.steps: train.steps + train.gda_steps must be at least 1 "
+                          "(a run of 0 steps would export an untrained model)")
+    # The encoder's 4x stem, then model.depth halvings (models.hourglass.bottleneck_side).
+    side = ((p.render.size + 1) // 2) // 2 // 2 ** p.model.depth
+    if side < 1:
+        raise ConfigError(f"model.depth: {p.model.depth} downsamplings need render.size >= "
+                          f"{4 * 2 ** p.model.depth}, got {p.render.size}")
     for name in ("sample", "render"):
         shards = getattr(p, name).shards
         if sorted(shards) != list(range(len(shards))):
@@ -335,9 +356,12 @@ def load_params(path: str | Path | None = "params.yaml", overrides: list[str] | 
         if not path.is_file():
             raise ConfigError(f"{path}: params file not found")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if raw is None:
+            raise ConfigError(f"{path}: empty params file (list at least one section, "
+                              "or remove the file to use the built-in defaults)")
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
     raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}

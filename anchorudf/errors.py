@@ -18,3 +18,7 @@ class IntegrityError(AnchorUDFError):
 
 class CheckpointError(IntegrityError):
     """A model/checkpoint folder is damaged, incomplete or does not fit the architecture."""
+
+
+class OutputError(AnchorUDFError):
+    """An output folder cannot be created or written (checked before a command does any work)."""

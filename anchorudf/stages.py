@@ -11,11 +11,12 @@ import logging
 from pathlib import Path
 
 from anchorudf.config import Params
+from anchorudf.errors import AnchorUDFError
 
 log = logging.getLogger(__name__)
 
 
-class StageError(RuntimeError):
+class StageError(RuntimeError, AnchorUDFError):
     """A stage could not produce its outputs; the message says what and where."""
 
 
@@ -125,7 +126,7 @@ def train(p: Params, data_dir: Path, run_dir: Path, *, live_dir: Path | None = N
         return train_from_data(p, data_dir, run_dir, live_dir=live_dir, max_steps=max_steps,
                                synthetic_items=synthetic_items)
     except TrainDataError as exc:
-        raise StageError(f"train: {exc}") from None
+        raise StageError(str(exc)) from None  # the message names the file
 
 
 def evaluate(p: Params, data_dir: Path, model_dir: Path, out_dir: Path, recon_dir: Path,
@@ -133,9 +134,11 @@ def evaluate(p: Params, data_dir: Path, model_dir: Path, out_dir: Path, recon_di
     """Stage 5: reconstruct and score the test views; writes the table, pictures, metrics."""
     from anchorudf.evaluate.stage import evaluate as run_evaluation
     from anchorudf.evaluate.table import format_table
-    from anchorudf.utils.io import write_json
+    from anchorudf.utils.io import ensure_writable_dir, write_json
 
     data_dir = Path(data_dir)
+    if metrics_path is not None:   # before the work: an unwritable folder fails now, not at the end
+        ensure_writable_dir(Path(metrics_path).parent)
     summary = run_evaluation(p, data_dir / "garments", data_dir / "render", data_dir / "cache",
                              Path(model_dir), Path(out_dir), Path(recon_dir))
     if metrics_path is not None:

@@ -96,8 +96,11 @@ def write_diversity(meshes: dict, specs: list, out: Path) -> dict:
     nearest-train Chamfer, x 1e3 (empty when there is no test or no training garment)."""
     from anchorudf.utils.io import write_text
 
+    from anchorudf.data.manifest import stable_float
+
     specs = [s for s in specs if s.garment_id in meshes]
     df = nearest_train_distances(meshes, specs)
+    df["chamfer"] = [stable_float(c) for c in df["chamfer"]]  # same text across machines
     write_text(Path(out) / "diversity.csv", df.to_csv(index=False, lineterminator="\n"))
     if df.empty:
         return {}

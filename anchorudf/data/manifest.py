@@ -27,12 +27,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from anchorudf.errors import AnchorUDFError
+
 MANIFEST_COLUMNS = ["id", "category", "split", "group", "source", "mesh", "vertices", "faces",
                     "boundary_loops", "scale", "offset_x", "offset_y", "offset_z", "status", "notes"]
 REJECT_COLUMNS = ["file", "reason"]
 
 
-class GarmentSetError(RuntimeError):
+class GarmentSetError(RuntimeError, AnchorUDFError):
     """No usable garment set can be written (nothing valid, or rejects in strict mode)."""
 
 
@@ -48,9 +50,19 @@ def manifest_row(garment_id: str, category: str, split: str, group: str, source:
 
     return {"id": garment_id, "category": category, "split": split, "group": group, "source": source,
             "mesh": mesh_rel, "vertices": len(mesh.vertices), "faces": len(mesh.faces),
-            "boundary_loops": boundary_loops(mesh.faces), "scale": float(scale),
-            "offset_x": float(offset[0]), "offset_y": float(offset[1]), "offset_z": float(offset[2]),
-            "status": status, "notes": notes}
+            "boundary_loops": boundary_loops(mesh.faces), "scale": stable_float(scale),
+            "offset_x": stable_float(offset[0], 1.0 / scale), "offset_y": stable_float(offset[1], 1.0 / scale),
+            "offset_z": stable_float(offset[2], 1.0 / scale), "status": status, "notes": notes}
+
+
+def stable_float(x: float, unit: float | None = None, digits: int = 9) -> float:
+    """``x`` rounded to ``digits`` significant digits, and to 0.0 when below ``1e-9 * unit``
+    (noise around zero): last-bit differences between machines give the same CSV text in
+    nearly all cases (see anchorudf.data.meshio.QUANT_BITS for the vertices)."""
+    x = float(x)
+    if unit is not None and abs(x) < 1e-9 * abs(float(unit)):
+        return 0.0
+    return float(f"{x:.{digits}g}") + 0.0  # + 0.0: no -0.0
 
 
 def write_manifest(garments_dir: str | Path, rows: list[dict], rejects: list[dict]) -> None:
@@ -90,3 +102,25 @@ def shard_rows(df, shard: int, num_shards: int):
     if not 0 <= shard < num_shards:
         raise ValueError(f"shard {shard} out of range for {num_shards} shards")
     return df.iloc[[i for i in range(len(df)) if i % num_shards == shard]].reset_index(drop=True)
+
+
+def manifest_sha256(garments_dir: str | Path) -> str:
+    """sha256 of ``manifest.csv``: what every cache records as ``manifest_sha256``."""
+    from anchorudf.utils.io import sha256_file
+
+    path = Path(garments_dir) / "manifest.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no garment manifest (run the garments stage first)")
+    return sha256_file(path)
+
+
+def mesh_sha256s(garments_dir: str | Path, df=None) -> dict[str, str]:
+    """``{garment id: sha256 of its stored mesh}`` for the rows of ``df`` (default: the manifest).
+
+    The provenance hash (:func:`anchorudf.utils.io.mesh_sha256`) that render ``views.json``,
+    the samples index and the anchors index record per garment and readers compare.
+    """
+    from anchorudf.utils.io import mesh_sha256
+
+    df = read_manifest(garments_dir) if df is None else df
+    return {str(r.id): mesh_sha256(Path(garments_dir) / r.mesh) for r in df.itertuples(index=False)}

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from anchorudf.data.meshio import quantize
+
 # Rotation taking each source up axis to +Y. Each is a single 90/180-degree turn:
 #   +Z: about +X by -90 deg, (x, y, z) -> (x, z, -y)   (Blender/Z-up: front -Y ends at +Z)
 #   -Z: about +X by +90 deg, (x, y, z) -> (x, -z, y)
@@ -71,7 +73,9 @@ def normalize_mesh(mesh, up_axis: str = "+Y", units: str = "auto"):
 
     Returns ``(garment_mesh, scale, offset)`` with ``garment = (R @ source - offset) * scale``
     (``R = up_rotation(up_axis)``; ``offset`` (3,) float64 is the bounding-box centre of the
-    rotated source, in source units; ``scale`` in 1/source units). The returned mesh is a
+    rotated source, in source units; ``scale`` in 1/source units), up to the rounding of the
+    garment vertices to the storage grid (:func:`anchorudf.data.meshio.quantize`, 2**-20,
+    so the centre and extent hold to ~1e-6). The returned mesh is a
     copy with the same faces and visual; its ``metadata`` gains ``source_units`` ("mm", "cm"
     or "m", guessed when ``units="auto"``) and ``size_m`` (source largest extent in metres).
     Raises ValueError if the mesh has non-finite vertices or zero extent.
@@ -88,7 +92,7 @@ def normalize_mesh(mesh, up_axis: str = "+Y", units: str = "auto"):
         raise ValueError("mesh has zero extent (all vertices at one point)")
     scale = 1.0 / extent
     out = mesh.copy()
-    out.vertices = (v_rot - offset) * scale
+    out.vertices = quantize((v_rot - offset) * scale)  # the storage grid, see data.meshio
     src_units, size_m = guess_units(extent, units)
     out.metadata["source_units"] = src_units
     out.metadata["size_m"] = size_m

@@ -4,7 +4,9 @@ Both stages resume: every finished garment is written atomically first (samples 
 ``shard-{k}/.parts/``, anchors as their final files), so a killed run redoes only the
 unfinished garments. Each garment's RNG is seeded from ``(seed, crc32(garment id))``,
 so a garment's data does not depend on the shard count, the worker count or the order.
-A garment that fails is warned about, listed in ``failed.json`` and skipped.
+A garment that fails is warned about, listed in ``failed.json`` and skipped. A finished
+garment is only reused while the params, the manifest and its mesh (sha256) are the same.
+Each garment's index entry records the sha256 of its mesh and of its rows.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from anchorudf.data.cache import FORMAT, SAMPLE_ARRAYS, anchor_params, params_differ, sample_params, sha256_file
-from anchorudf.utils.io import atomic_path, write_json
+from anchorudf.data.cache import (FORMAT, SAMPLE_ARRAYS, anchor_params, params_differ, rows_sha256, sample_params,
+                                  sha256_file)
+from anchorudf.utils.io import atomic_path, ensure_writable_dir, write_json
 from anchorudf.utils.parallel import run_per_garment, warn_failed
 
 if TYPE_CHECKING:
@@ -70,30 +73,42 @@ def _failed_json(failed: list[dict[str, str]]) -> dict[str, str]:
     return {f["id"]: f["error"] for f in failed}
 
 
-def _prepare(folder: Path, state: dict, clear: Callable[[], None]) -> None:
-    """Reset ``folder`` when the params/manifest of its finished or interrupted run differ.
+def _prepare(folder: Path, state: dict, clear: Callable[[], None], clear_garment: Callable[[str], None]) -> None:
+    """Reset ``folder`` when the params/manifest of its finished or interrupted run differ,
+    and drop the finished garments whose mesh (sha256) changed since.
 
-    ``state`` = {"params": ..., "manifest_sha256": ...}; kept in ``.state.json`` while the
-    stage runs and inside ``index.json`` when it is done.
+    ``state`` = {"params": ..., "manifest_sha256": ..., "mesh_sha256": {id: sha256}}; kept
+    in ``.state.json`` while the stage runs; ``index.json`` holds the first two and a
+    ``mesh_sha256`` per garment when it is done.
     """
     state_path, index = folder / ".state.json", folder / "index.json"
     old = None
-    if index.is_file():
-        try:
-            old = json.loads(index.read_text())
-        except json.JSONDecodeError:
-            old = {}
-    elif state_path.is_file():
-        old = json.loads(state_path.read_text())
+    for path in (index, state_path):
+        if path.is_file():
+            try:
+                old = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                old = {}
+            old = old if isinstance(old, dict) else {}
+            break
     if old is not None and (params_differ(old.get("params", {}), state["params"])
                             or old.get("manifest_sha256") != state["manifest_sha256"]):
         clear()
+    elif old is not None:
+        meshes = old.get("mesh_sha256")
+        if not isinstance(meshes, dict):
+            meshes = {gid: e.get("mesh_sha256") for gid, e in old.get("garments", {}).items()
+                      if isinstance(e, dict)}
+        for gid, sha in state["mesh_sha256"].items():
+            if meshes.get(gid) != sha:
+                clear_garment(gid)
     if index.is_file():
         index.unlink()   # from here on the folder is "in progress" until index.json is back
     write_json(state_path, state)
 
 
-def _concat_parts(shard_dir: Path, ids: list[str], parts: Path, num_classes: int) -> tuple[dict, dict, dict]:
+def _concat_parts(shard_dir: Path, ids: list[str], parts: Path, num_classes: int,
+                  meshes: dict[str, str]) -> tuple[dict, dict, dict]:
     """Stream the parts into the shard arrays; returns (arrays entry, garments entry, dir error)."""
     counts = {}
     for gid in ids:
@@ -109,10 +124,13 @@ def _concat_parts(shard_dir: Path, ids: list[str], parts: Path, num_classes: int
             n = int(counts[gid].sum())
             starts = offset + np.concatenate([[0], np.cumsum(counts[gid])[:-1]])
             garments[gid] = {"offset": offset, "count": n,
-                             "classes": [[int(s), int(c)] for s, c in zip(starts, counts[gid])]}
+                             "classes": [[int(s), int(c)] for s, c in zip(starts, counts[gid])],
+                             "mesh_sha256": meshes[gid]}
             with np.load(parts / f"{gid}.npz") as z:
                 for name in SAMPLE_ARRAYS:
                     out[name][offset:offset + n] = z[name]
+                garments[gid]["rows_sha256"] = rows_sha256({name: out[name] for name in SAMPLE_ARRAYS},
+                                                           offset, offset + n)
                 _direction_error(z["direction"], z["direction64"], err)
             offset += n
     for name in SAMPLE_ARRAYS:
@@ -154,13 +172,22 @@ class _OpenArrays:
             ctx.__exit__(*exc)
 
 
-def _garment_rows(garments_dir: Path, shard: int | None, num_shards: int) -> list[tuple[str, str]]:
-    from anchorudf.data.manifest import read_manifest, shard_rows
+def _garment_rows(garments_dir: Path, shard: int | None, num_shards: int) -> tuple[list[tuple[str, str]], dict]:
+    """((id, mesh path) of the shard's garments, their state: manifest and mesh sha256s)."""
+    from anchorudf.data.manifest import manifest_sha256, read_manifest, shard_rows
+    from anchorudf.utils.io import mesh_sha256
 
     df = read_manifest(garments_dir)
     if shard is not None:
         df = shard_rows(df, shard, num_shards)
-    return [(str(r.id), str(r.mesh)) for r in df.itertuples(index=False)]
+    rows = [(str(r.id), str(r.mesh)) for r in df.itertuples(index=False)]
+    meshes = {}
+    for gid, rel in rows:
+        try:
+            meshes[gid] = mesh_sha256(garments_dir / rel)
+        except OSError:
+            meshes[gid] = None   # missing mesh: the garment fails when its worker loads it
+    return rows, {"manifest_sha256": manifest_sha256(garments_dir), "mesh_sha256": meshes}
 
 
 def build_sample_shard(garments_dir: Path, cache_dir: Path, cfg: SampleConfig, shard: int) -> dict[str, Any]:
@@ -173,12 +200,13 @@ def build_sample_shard(garments_dir: Path, cache_dir: Path, cfg: SampleConfig, s
     from anchorudf.geometry.sampling import class_counts
 
     garments_dir, cache_dir = Path(garments_dir), Path(cache_dir)
-    rows = _garment_rows(garments_dir, shard, len(cfg.shards))
-    shard_dir = cache_dir / "samples" / f"shard-{shard}"
+    shard_dir = ensure_writable_dir(cache_dir / "samples" / f"shard-{shard}")
+    rows, provenance = _garment_rows(garments_dir, shard, len(cfg.shards))
     parts = shard_dir / ".parts"
     params = sample_params(cfg)
-    state = {"params": params, "manifest_sha256": sha256_file(garments_dir / "manifest.csv")}
-    _prepare(shard_dir, state, lambda: shutil.rmtree(parts, ignore_errors=True))
+    state = {"params": params, **provenance}
+    _prepare(shard_dir, state, lambda: shutil.rmtree(parts, ignore_errors=True),
+             lambda gid: (parts / f"{gid}.npz").unlink(missing_ok=True))
     parts.mkdir(parents=True, exist_ok=True)
     todo = {gid: (str(garments_dir), rel, gid, cfg, str(parts / f"{gid}.npz"))
             for gid, rel in rows if not (parts / f"{gid}.npz").is_file()}
@@ -187,7 +215,7 @@ def build_sample_shard(garments_dir: Path, cache_dir: Path, cfg: SampleConfig, s
     failed_ids = [f["id"] for f in failed]
     ids = [gid for gid, _ in rows if gid not in failed_ids]
     num_classes = len(class_counts(cfg))
-    arrays, garments, derr = _concat_parts(shard_dir, ids, parts, num_classes)
+    arrays, garments, derr = _concat_parts(shard_dir, ids, parts, num_classes, state["mesh_sha256"])
     write_json(shard_dir / "failed.json", _failed_json(failed))
     index = {"format": FORMAT, "kind": "samples", "shard": int(shard), "num_shards": len(cfg.shards),
              "params": params, "manifest_sha256": state["manifest_sha256"],
@@ -208,17 +236,21 @@ def build_anchors(garments_dir: Path, cache_dir: Path, cfg: AnchorsConfig, gt_po
     Writes ``cache_dir/anchors`` (layout in anchorudf.data.cache). Returns a summary:
     garments, failed ([{"id", "error"}], sorted by id).
     """
-    garments_dir, folder = Path(garments_dir), Path(cache_dir) / "anchors"
-    rows = _garment_rows(garments_dir, None, 1)
+    garments_dir = Path(garments_dir)
+    folder = ensure_writable_dir(Path(cache_dir) / "anchors")
+    rows, provenance = _garment_rows(garments_dir, None, 1)
     params = anchor_params(cfg, gt_points)
 
     def clear() -> None:
         for p in list(folder.glob("*_anchors.npy")) + list(folder.glob("*_surface.npy")):
             p.unlink()
 
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {"params": params, "manifest_sha256": sha256_file(garments_dir / "manifest.csv")}
-    _prepare(folder, state, clear)
+    def clear_garment(gid: str) -> None:   # anchors first: the garment no longer counts as done
+        for kind in ("anchors", "surface"):
+            (folder / f"{gid}_{kind}.npy").unlink(missing_ok=True)
+
+    state = {"params": params, **provenance}
+    _prepare(folder, state, clear, clear_garment)
     todo = {gid: (str(garments_dir), rel, gid, cfg, int(gt_points), str(folder))
             for gid, rel in rows if not (folder / f"{gid}_anchors.npy").is_file()}
     _, failed = run_per_garment(_anchor_one, todo, workers, "anchors")
@@ -234,6 +266,7 @@ def build_anchors(garments_dir: Path, cache_dir: Path, cfg: AnchorsConfig, gt_po
             arr = np.load(path, mmap_mode="r")
             garments[gid][kind] = {"file": path.name, "shape": list(arr.shape), "dtype": str(arr.dtype),
                                    "sha256": sha256_file(path)}
+        garments[gid]["mesh_sha256"] = state["mesh_sha256"][gid]
     write_json(folder / "failed.json", _failed_json(failed))
     write_json(folder / "index.json", {"format": FORMAT, "kind": "anchors", "params": params,
                                        "manifest_sha256": state["manifest_sha256"],

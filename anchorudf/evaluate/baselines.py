@@ -20,7 +20,7 @@ SEARCH_POINTS = 5000  # points per garment while searching the oracle
 
 class Retrieval:
     def __init__(self, manifest, garments_dir: Path, render_dir: Path, cache_dir: Path, p: Params):
-        from anchorudf.data.cache import load_samples
+        from anchorudf.data.cache import load_surface
         from anchorudf.render import load_views
 
         self.p = p
@@ -30,7 +30,7 @@ class Retrieval:
         rng = np.random.default_rng(p.evaluate.seed)
         self.surface, self.views = {}, {}
         for gid in self.ids:
-            s = np.asarray(load_samples(cache_dir, gid)["surface_points"], dtype=np.float64)
+            s = np.asarray(load_surface(cache_dir, gid), dtype=np.float64)
             self.surface[gid] = s[rng.choice(len(s), min(len(s), SEARCH_POINTS), replace=False)]
             self.views[gid] = {round(v.yaw, 6): v for v in load_views(render_dir, gid)}
         self._masks: dict[tuple[str, float], np.ndarray] = {}

@@ -9,6 +9,12 @@ Outputs::
 
 The aggregated metrics are returned (the caller writes metrics.json).
 
+Before any work the output folders are checked for writability and every input is checked
+(:func:`check_inputs`): the anchors cache (checksums, ``gt_points``, built from the current
+manifest and meshes) and the rendered views of the garments used (image checksums, mesh
+sha256, render params). What is read later (surface samples, views) is checked again as
+it is read.
+
 Metric frames: ``paper_*`` follow the paper (squared distances, the view's NDC mapped
 to [0, 1] by (x + 1) / 2, x1e-3 in the column name); ``chamfer_l1``, ``p2s`` and
 ``fscore`` are in the normalised garment frame (largest extent 1), unsquared.
@@ -24,9 +30,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from anchorudf.config import Params
-from anchorudf.data.cache import load_samples
+from anchorudf.data.cache import load_surface, verify_cache
 from anchorudf.data.images import image_tensors, load_rgb_mask
-from anchorudf.data.manifest import read_manifest
+from anchorudf.data.manifest import mesh_sha256s, read_manifest
 from anchorudf.data.meshio import load_garment, mesh_arrays
 from anchorudf.evaluate import metrics as m
 from anchorudf.evaluate.baselines import Retrieval
@@ -38,9 +44,10 @@ from anchorudf.models.checkpoint import load_model
 from anchorudf.reconstruct.image import reconstruct_image
 from anchorudf.reconstruct.outputs import write_garment_outputs
 from anchorudf.render import View, load_views
+from anchorudf.render import layout as render_layout
 from anchorudf.render.pictures import mesh_points
 from anchorudf.utils.device import resolve_device_type
-from anchorudf.utils.io import write_text
+from anchorudf.utils.io import ensure_writable_dir, write_text
 
 if TYPE_CHECKING:
     from anchorudf.models.anchorudf import AnchorUDF
@@ -48,7 +55,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["METRICS", "GroundTruth", "aggregate", "evaluate", "score"]
+__all__ = ["METRICS", "GroundTruth", "aggregate", "check_inputs", "evaluate", "score"]
 
 
 @dataclass
@@ -94,12 +101,15 @@ def evaluate(p: Params, garments_dir: Path, render_dir: Path, cache_dir: Path, m
     import pandas as pd
     from tqdm.auto import tqdm
 
-    device = resolve_device_type(p.train.device)
-    model, _ = load_model(model_dir, device=device)
+    ensure_writable_dir(out_dir)
+    ensure_writable_dir(recon_dir)
     df = read_manifest(garments_dir)
     test = df[df["split"] == "test"]
     if test.empty:
         raise ValueError(f"{garments_dir}: no test garments in the manifest")
+    check_inputs(p, df, garments_dir, render_dir, cache_dir)
+    device = resolve_device_type(p.train.device)
+    model, _ = load_model(model_dir, device=device)
     retrieval = Retrieval(df, garments_dir, render_dir, cache_dir, p) if p.evaluate.baselines else None
     rows, pictures, truths = [], {}, {}
     jobs = [(r, yaw) for r in test.itertuples() for yaw in p.render.test_yaws]
@@ -118,11 +128,25 @@ def evaluate(p: Params, garments_dir: Path, render_dir: Path, cache_dir: Path, m
     return _write_results(pd.DataFrame(rows), pictures, Path(out_dir))
 
 
+def check_inputs(p: Params, df, garments_dir: Path, render_dir: Path, cache_dir: Path) -> None:
+    """Raise an IntegrityError naming the file unless everything evaluate reads is intact and
+    current: the anchors cache, and the views of the test garments (and of the train
+    garments when the retrieval baselines run) at the test yaws."""
+    verify_cache(cache_dir, gt_points=p.evaluate.gt_points, garments_dir=garments_dir, only="anchors")
+    meshes = mesh_sha256s(garments_dir, df)
+    wanted = render_layout.render_params(p.render)
+    ids = df["id"] if p.evaluate.baselines else df.loc[df["split"] == "test", "id"]
+    for gid in ids:
+        views = render_layout.load_views(render_dir, gid, mesh_sha256=meshes[gid], params=wanted)
+        for yaw in p.render.test_yaws:
+            if not any(abs(v.yaw - yaw) < 1e-6 for v in views):
+                raise ValueError(f"{gid}: no rendered view at test yaw {yaw} under {render_dir}")
+
+
 def _ground_truth(r, garments_dir: Path, cache_dir: Path) -> GroundTruth:
     """The ground truth of manifest row ``r``: its mesh and evaluation surface samples."""
     v, f = mesh_arrays(load_garment(garments_dir, r.mesh))
-    return GroundTruth(r.id, r.category, v, f, load_samples(cache_dir, r.id)["surface_points"],
-                       int(r.boundary_loops))
+    return GroundTruth(r.id, r.category, v, f, load_surface(cache_dir, r.id), int(r.boundary_loops))
 
 
 def _test_view(render_dir: Path, garment_id: str, yaw: float) -> View:

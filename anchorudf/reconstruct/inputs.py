@@ -14,9 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
+from anchorudf.errors import AnchorUDFError
 
-class InputImageError(ValueError):
+
+class InputImageError(ValueError, AnchorUDFError):
     """An input image or mask that cannot be used; the message names the file."""
+
+
+# The largest input accepted, in pixels (a 48-megapixel photo fits); larger images are
+# rejected from their header, before any pixel is decoded (PIL's own decompression-bomb
+# limit is higher, 89 M pixels with a warning, an error from 179 M).
+MAX_INPUT_PIXELS = 64 * 1024 * 1024
 
 
 def _open(path: Path):
@@ -25,8 +33,16 @@ def _open(path: Path):
     if not Path(path).is_file():
         raise InputImageError(f"{path}: file not found")
     try:
-        im = Image.open(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit is lower
+            im = Image.open(path)
+        w, h = im.size
+        if w * h > MAX_INPUT_PIXELS:
+            raise InputImageError(f"{path}: image is {w}x{h} pixels, more than the "
+                                  f"{MAX_INPUT_PIXELS / 2**20:.0f} M pixel limit; downscale it")
         im.load()
+    except Image.DecompressionBombError as exc:
+        raise InputImageError(f"{path}: image too large ({exc}); downscale it") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise InputImageError(f"{path}: not a readable image ({exc})") from None
     return im

@@ -1,4 +1,8 @@
-"""A reconstruction on disk: points.ply, anchors.ply and mesh.ply + mesh.obj (view NDC)."""
+"""A reconstruction on disk: points.ply, anchors.ply and mesh.ply + mesh.obj (view NDC).
+
+Writing into a folder first removes the files of these names left by an earlier
+reconstruction (only those: other files stay), so a folder never mixes two runs.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from anchorudf.utils.io import atomic_path
+
+#: every file :func:`write_garment_outputs` may write.
+OUTPUT_NAMES = ("points.ply", "anchors.ply", "mesh.ply", "mesh.obj")
 
 if TYPE_CHECKING:
     from anchorudf.reconstruct.image import Reconstruction
@@ -34,11 +41,26 @@ def write_mesh(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
         tmp.write_bytes(data if isinstance(data, bytes) else data.encode())
 
 
-def write_garment_outputs(folder: Path, rec: Reconstruction) -> None:
-    """points.ply, anchors.ply and (if any) mesh.ply + mesh.obj of one reconstruction (NDC)."""
+def remove_outputs(folder: Path, names: tuple[str, ...] = OUTPUT_NAMES) -> None:
+    """Delete the files ``names`` in ``folder`` that an earlier run left (nothing else)."""
+    for name in names:
+        path = Path(folder) / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+
+
+def write_garment_outputs(folder: Path, rec: Reconstruction) -> list[Path]:
+    """points.ply, anchors.ply and (if any) mesh.ply + mesh.obj of one reconstruction (NDC).
+
+    Files of these names from an earlier run are removed first; returns the files written.
+    """
     folder = Path(folder)
-    write_ply_points(folder / "points.ply", rec.points)
-    write_ply_points(folder / "anchors.ply", rec.anchors)
+    remove_outputs(folder)
+    written = [folder / "points.ply", folder / "anchors.ply"]
+    write_ply_points(written[0], rec.points)
+    write_ply_points(written[1], rec.anchors)
     if len(rec.mesh_faces):
-        write_mesh(folder / "mesh.ply", rec.mesh_vertices, rec.mesh_faces)
-        write_mesh(folder / "mesh.obj", rec.mesh_vertices, rec.mesh_faces)
+        for name in ("mesh.ply", "mesh.obj"):
+            write_mesh(folder / name, rec.mesh_vertices, rec.mesh_faces)
+            written.append(folder / name)
+    return written

@@ -24,6 +24,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from anchorudf.errors import AnchorUDFError
+
 # system library -> (names ctypes may load, Debian package providing it)
 _LIBS = {
     "osmesa": (("OSMesa", "libOSMesa.so.8", "libOSMesa.so.6", "libOSMesa.so"), "libOSMesa.so", "libosmesa6"),
@@ -34,7 +36,7 @@ _RENDERERS: dict[tuple[int, int], object] = {}
 _WARNED: set[str] = set()
 
 
-class BackendError(RuntimeError):
+class BackendError(RuntimeError, AnchorUDFError):
     """No usable OpenGL platform; the message names the missing system library."""
 
 

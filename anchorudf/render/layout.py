@@ -11,9 +11,17 @@ Layout of a render output folder::
 
     {"garment_id": str, "size": int (pixels), "scale": float (NDC units per garment unit),
      "backend": str, "params": {render params that shaped the files},
-     "views": [{"yaw": deg, "image": file, "mask": file, "calib": 4x4 list, "light": {...}}]}
+     "source": {"mesh": path in the garments folder, "sha256": of the mesh (utils.io.mesh_sha256)},
+     "views": [{"yaw": deg, "image": file, "mask": file, "image_sha256": ..., "mask_sha256": ...,
+                "calib": 4x4 list, "light": {...}}]}
 
 ``calib`` maps homogeneous garment-frame points to NDC (see anchorudf.geometry.camera).
+
+:func:`load_views` checks what it returns: the folder holds the garment it is named after,
+the garment is not listed in its shard's ``failed.json`` (its views there would be left
+from an earlier render), every image and mask matches its recorded sha256, and, when given,
+the views were rendered from the garment's current mesh and with the current params. Each
+failure is an :class:`~anchorudf.errors.IntegrityError` naming the file.
 """
 
 from __future__ import annotations
@@ -26,11 +34,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from anchorudf.errors import IntegrityError
+from anchorudf.utils.io import sha256_file
+
 if TYPE_CHECKING:
     from anchorudf.config import RenderConfig
 
 VIEWS_JSON = "views.json"
 FAILED_JSON = "failed.json"
+RENDER_VERSION = 1  # bump when the look of the images changes (forces re-rendering)
+_RERUN = "re-run `dvc repro` (or `anchorudf render`)"
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,14 @@ def view_yaws(cfg: RenderConfig) -> list[float]:
     return yaws
 
 
+def render_params(cfg: RenderConfig, yaws: list[float] | None = None) -> dict:
+    """The render params that shape the files (compared on resume and by readers; JSON values)."""
+    yaws = view_yaws(cfg) if yaws is None else yaws
+    return {"size": cfg.size, "fill": cfg.fill, "background": list(cfg.background),
+            "image_format": cfg.image_format, "jpeg_quality": cfg.jpeg_quality,
+            "seed": cfg.seed, "yaws": [float(y) for y in yaws], "render_version": RENDER_VERSION}
+
+
 def yaw_tag(yaw: float) -> str:
     """File-name tag of a yaw, ``040.00`` for 40 degrees."""
     return f"{yaw:06.2f}"
@@ -95,32 +116,93 @@ def find_garment_dir(out_dir: str | Path, garment_id: str) -> Path:
     if len(done) > 1:
         raise ValueError(f"garment {garment_id!r} is rendered in several places: "
                          f"{[str(d) for d in done]}")
+    failed = shard_failures(done[0].parent)
+    if garment_id in failed:
+        raise IntegrityError(f"{done[0] / VIEWS_JSON}: stale, the last render of {done[0].parent.name} failed for "
+                             f"garment {garment_id} ({failed[garment_id]}), so these views are from an earlier "
+                             f"render: fix the cause and {_RERUN}")
     return done[0]
+
+
+def shard_failures(shard_dir: Path) -> dict[str, str]:
+    """``{garment id: error}`` of a render shard's ``failed.json`` (empty when there is none)."""
+    path = Path(shard_dir) / FAILED_JSON
+    if not path.is_file():
+        return {}
+    try:
+        failed = json.loads(path.read_text())
+        return {str(f["id"]): " ".join(str(f.get("error", "")).split()) for f in failed}
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise IntegrityError(f"{path}: damaged, not a list of failed garments ({exc})") from None
 
 
 def read_views_json(garment_dir: Path) -> dict:
     path = garment_dir / VIEWS_JSON
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: unreadable views file ({exc})") from exc
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise IntegrityError(f"{path}: unreadable views file ({' '.join(str(exc).split())})") from None
+    if not isinstance(meta, dict):
+        raise IntegrityError(f"{path}: damaged, not a views file")
+    return meta
 
 
-def load_views(out_dir: str | Path, garment_id: str) -> list[View]:
-    """The stored views of ``garment_id`` in increasing yaw order.
+def check_views_json(gdir: Path, meta: dict, garment_id: str, *, mesh_sha256: str | None = None,
+                     params: dict | None = None, files: bool = True) -> None:
+    """Raise :class:`IntegrityError` unless ``meta`` (``gdir/views.json``) is current and intact.
+
+    Checks the garment id, the recorded image/mask sha256 (with ``files``), and when given
+    the mesh sha256 and the render ``params`` (all but ``yaws``, which may be a subset).
+    """
+    path = gdir / VIEWS_JSON
+    if meta.get("garment_id") != garment_id:
+        raise IntegrityError(f"{path}: holds garment {meta.get('garment_id')!r}, not {garment_id!r} "
+                             "(render folders moved or swapped)")
+    source, views = meta.get("source") or {}, meta.get("views") or []
+    if "sha256" not in source or any("image_sha256" not in v or "mask_sha256" not in v for v in views):
+        raise IntegrityError(f"{path}: made by an older version of anchorudf (no mesh and image checksums): "
+                             f"{_RERUN}")
+    if mesh_sha256 is not None and source["sha256"] != mesh_sha256:
+        raise IntegrityError(f"{path}: stale, rendered from another mesh of garment {garment_id} (sha256 "
+                             f"{str(source['sha256'])[:12]}... != current {mesh_sha256[:12]}...): {_RERUN}")
+    if params is not None:
+        stored = meta.get("params") or {}
+        diff = [f"{k}: rendered {stored.get(k)!r} != wanted {params.get(k)!r}"
+                for k in sorted((set(stored) | set(params)) - {"yaws"}) if stored.get(k) != params.get(k)]
+        if diff:
+            raise IntegrityError(f"{path}: stale, render params differ: {'; '.join(diff)}: {_RERUN}")
+    if files:
+        for v in views:
+            for kind in ("image", "mask"):
+                file = gdir / str(v.get(kind))
+                if not file.is_file():
+                    raise IntegrityError(f"{file}: missing (listed in {path})")
+                digest = sha256_file(file)
+                if digest != v[f"{kind}_sha256"]:
+                    raise IntegrityError(f"{file}: damaged, sha256 {digest[:12]}... != recorded "
+                                         f"{str(v[kind + '_sha256'])[:12]}... in {VIEWS_JSON}: {_RERUN}")
+
+
+def load_views(out_dir: str | Path, garment_id: str, *, mesh_sha256: str | None = None,
+               params: dict | None = None) -> list[View]:
+    """The stored views of ``garment_id`` in increasing yaw order, checked (module docstring).
 
     ``out_dir`` is the render output folder (with ``shard-*`` folders) or one shard
-    folder. Raises ``FileNotFoundError`` when the garment has not been rendered.
+    folder. ``mesh_sha256``: the garment's current mesh hash (``data.manifest.mesh_sha256s``);
+    ``params``: the current :func:`render_params` (``yaws`` not compared). Raises
+    ``FileNotFoundError`` when the garment has not been rendered, :class:`IntegrityError`
+    when its views are damaged or stale.
     """
     gdir = find_garment_dir(out_dir, garment_id)
     meta = read_views_json(gdir)
+    check_views_json(gdir, meta, garment_id, mesh_sha256=mesh_sha256, params=params)
     views = []
     for i, v in enumerate(meta.get("views", [])):
         calib = np.asarray(v["calib"], dtype=np.float64)
         if calib.shape != (4, 4) or not np.isfinite(calib).all():
-            raise ValueError(f"{gdir / VIEWS_JSON}: view {i} has a bad calib of shape {calib.shape}")
+            raise IntegrityError(f"{gdir / VIEWS_JSON}: damaged, view {i} has a bad calib of shape {calib.shape}")
         views.append(View(yaw=float(v["yaw"]), image=gdir / v["image"], mask=gdir / v["mask"],
                           calib=calib, light=dict(v.get("light", {}))))
     if not views:
-        raise ValueError(f"{gdir / VIEWS_JSON}: no views recorded for garment {garment_id!r}")
+        raise IntegrityError(f"{gdir / VIEWS_JSON}: damaged, no views recorded for garment {garment_id!r}")
     return sorted(views, key=lambda v: v.yaw)

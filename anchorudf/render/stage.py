@@ -1,8 +1,11 @@
 """The render stage for one shard: every garment of the shard at every yaw, resumable.
 
 Output layout: see :mod:`anchorudf.render.layout`. A garment is complete when its
-``views.json`` exists (written last, atomically) and records the same params and source
-mesh digest as this run; complete garments are skipped, all others are (re-)rendered.
+``views.json`` exists (written last, atomically), records the same params and source mesh
+sha256 as this run and its images and masks match their recorded sha256; complete garments
+are skipped, all others are (re-)rendered. A garment that fails loses its ``views.json``
+when the folder allows it, and is listed in the shard's ``failed.json`` either way, which
+readers check: old views are never passed off as current.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anchorudf.render.layout import (FAILED_JSON, VIEWS_JSON, garment_seed, image_name, mask_name,
-                                     read_views_json, view_yaws)
+from anchorudf.errors import IntegrityError
+from anchorudf.render.layout import (FAILED_JSON, RENDER_VERSION, VIEWS_JSON, check_views_json, garment_seed,
+                                     image_name, mask_name, read_views_json, render_params, view_yaws)
 
 if TYPE_CHECKING:
     from anchorudf.config import RenderConfig
 
-RENDER_VERSION = 1  # bump when the look of the images changes (forces re-rendering)
+__all__ = ["RENDER_VERSION", "encode_image", "mesh_digest", "render_garment", "render_params", "render_shard"]
 
 
 @dataclass(frozen=True)
@@ -29,23 +33,11 @@ class _Task:
     digest: str
 
 
-def render_params(cfg: RenderConfig, yaws: list[float]) -> dict:
-    """The render params that shape the files (compared on resume; JSON values)."""
-    return {"size": cfg.size, "fill": cfg.fill, "background": list(cfg.background),
-            "image_format": cfg.image_format, "jpeg_quality": cfg.jpeg_quality,
-            "seed": cfg.seed, "yaws": [float(y) for y in yaws], "render_version": RENDER_VERSION}
-
-
 def mesh_digest(garments_dir: Path, rel: str) -> str:
-    """sha1 of the stored mesh (and its material/texture files when it has its own folder)."""
-    path = garments_dir / rel
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: garment mesh missing")
-    files = sorted(p for p in path.parent.iterdir() if p.is_file()) if path.name == "mesh.obj" else [path]
-    h = hashlib.sha1()
-    for p in files:
-        h.update(p.name.encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
+    """sha256 of the stored mesh (and its material/texture files when it has its own folder)."""
+    from anchorudf.utils.io import mesh_sha256
+
+    return mesh_sha256(Path(garments_dir) / rel)
 
 
 def _is_complete(gdir: Path, params: dict, source: dict) -> bool:
@@ -53,10 +45,12 @@ def _is_complete(gdir: Path, params: dict, source: dict) -> bool:
         return False
     try:
         meta = read_views_json(gdir)
-    except ValueError:
+        if meta.get("params") != params or meta.get("source") != source:
+            return False
+        check_views_json(gdir, meta, gdir.name, mesh_sha256=source["sha256"])   # every file's sha256
+    except (IntegrityError, OSError):
         return False
-    return meta.get("params") == params and meta.get("source") == source and all(
-        (gdir / v["image"]).is_file() and (gdir / v["mask"]).is_file() for v in meta.get("views", []))
+    return True
 
 
 def encode_image(image, fmt: str, quality: int = 95) -> bytes:
@@ -91,10 +85,14 @@ def render_garment(garments_dir: Path, shard_dir: Path, cfg: RenderConfig, task:
     entries = []
     for v in views:
         img, msk = image_name(v.yaw, cfg.image_format), mask_name(v.yaw)
-        write_bytes(gdir / img, encode_image(v.image, cfg.image_format, cfg.jpeg_quality))
-        write_bytes(gdir / msk, encode_image(v.mask.astype(np.uint8) * 255, "png", 0))
-        entries.append({"yaw": v.yaw, "image": img, "mask": msk, "calib": v.calib.tolist(),
-                        "light": v.light})
+        img_bytes = encode_image(v.image, cfg.image_format, cfg.jpeg_quality)
+        msk_bytes = encode_image(v.mask.astype(np.uint8) * 255, "png", 0)
+        write_bytes(gdir / img, img_bytes)
+        write_bytes(gdir / msk, msk_bytes)
+        entries.append({"yaw": v.yaw, "image": img, "mask": msk,
+                        "image_sha256": hashlib.sha256(img_bytes).hexdigest(),
+                        "mask_sha256": hashlib.sha256(msk_bytes).hexdigest(),
+                        "calib": v.calib.tolist(), "light": v.light})
     keep = {e["image"] for e in entries} | {e["mask"] for e in entries}
     for stale in list(gdir.glob("view_*")) + list(gdir.glob("mask_*")):
         if stale.name not in keep:
@@ -102,7 +100,7 @@ def render_garment(garments_dir: Path, shard_dir: Path, cfg: RenderConfig, task:
     write_json(gdir / VIEWS_JSON, {
         "garment_id": gid, "size": cfg.size, "scale": calib_scale(views[0].calib),
         "backend": select_backend(cfg.backend), "params": render_params(cfg, yaws),
-        "source": {"mesh": task.mesh_rel, "sha1": task.digest}, "views": entries})
+        "source": {"mesh": task.mesh_rel, "sha256": task.digest}, "views": entries})
 
 
 # Per-worker state (set once by the pool initializer; the renderer is cached in backend).
@@ -123,18 +121,19 @@ def render_shard(garments_dir: Path, out_dir: Path, cfg: RenderConfig, shard: in
 
     Returns ``{"shard", "garments", "rendered", "skipped_existing", "failed": [{"id", "error"}],
     "views_per_garment", "backend"}``. Failures are warned about, listed in
-    ``shard-{shard}/failed.json`` and skipped; the other garments still render.
+    ``shard-{shard}/failed.json`` and skipped (their stale ``views.json`` removed where the
+    folder allows it); the other garments still render. The shard folder must be writable
+    (checked first).
     """
     from anchorudf.data.manifest import read_manifest, shard_rows
     from anchorudf.render.backend import select_backend
-    from anchorudf.utils.io import write_json
+    from anchorudf.utils.io import ensure_writable_dir, write_json
     from anchorudf.utils.parallel import run_per_garment, warn_failed
 
     garments_dir, out_dir = Path(garments_dir), Path(out_dir)
+    shard_dir = ensure_writable_dir(out_dir / f"shard-{shard}")
     backend = select_backend(cfg.backend)  # before any worker imports OpenGL
     rows = shard_rows(read_manifest(garments_dir), shard, len(cfg.shards))
-    shard_dir = out_dir / f"shard-{shard}"
-    shard_dir.mkdir(parents=True, exist_ok=True)
     params = render_params(cfg, view_yaws(cfg))
     tasks, skipped, failed = [], 0, []
     for gid, rel in zip(rows["id"], rows["mesh"]):
@@ -143,7 +142,7 @@ def render_shard(garments_dir: Path, out_dir: Path, cfg: RenderConfig, shard: in
         except OSError as exc:
             failed.append({"id": gid, "error": f"{type(exc).__name__}: {exc}"})
             continue
-        if _is_complete(shard_dir / gid, params, {"mesh": rel, "sha1": task.digest}):
+        if _is_complete(shard_dir / gid, params, {"mesh": rel, "sha256": task.digest}):
             skipped += 1
         else:
             tasks.append(task)
@@ -153,6 +152,11 @@ def render_shard(garments_dir: Path, out_dir: Path, cfg: RenderConfig, shard: in
     rendered = len(done)
     failed = sorted(failed + run_failed, key=lambda f: f["id"])
     warn_failed("render", failed)
-    write_json(shard_dir / FAILED_JSON, failed)
+    write_json(shard_dir / FAILED_JSON, failed)   # readers refuse the views of these garments
+    for f in failed:
+        try:
+            (shard_dir / f["id"] / VIEWS_JSON).unlink(missing_ok=True)
+        except OSError:
+            pass   # an unwritable folder: failed.json marks its views as stale
     return {"shard": shard, "garments": len(rows), "rendered": rendered, "skipped_existing": skipped,
             "failed": failed, "views_per_garment": len(params["yaws"]), "backend": backend}

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from anchorudf.errors import AnchorUDFError
 from anchorudf.geometry.camera import make_calib, project, view_scale
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ FALLBACK_RGB = (0.62, 0.60, 0.58)  # cloth-like grey for garments without colour
 ROUGHNESS = 0.85
 
 
-class RenderError(ValueError):
+class RenderError(ValueError, AnchorUDFError):
     """A garment that cannot be rendered (degenerate, too large for the view, ...)."""
 
 

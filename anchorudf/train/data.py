@@ -120,13 +120,20 @@ class GarmentViewDataset(torch.utils.data.Dataset):
         return out
 
 
-def view_refs(render_dir: Path, garment_ids: list[str], yaws: list[float] | None = None) -> list[ViewRef]:
-    """All rendered views of ``garment_ids`` (optionally only ``yaws``), in id then yaw order."""
+def view_refs(render_dir: Path, garment_ids: list[str], yaws: list[float] | None = None, *,
+              meshes: dict[str, str] | None = None, params: dict | None = None) -> list[ViewRef]:
+    """All rendered views of ``garment_ids`` (optionally only ``yaws``), in id then yaw order.
+
+    Every image and mask is checked against its recorded sha256 (``load_views``); with
+    ``meshes`` ({id: mesh sha256}) and ``params`` (``render_params``), that the views were
+    rendered from the current mesh with the current params.
+    """
     from anchorudf.render import load_views
 
     refs = []
     for gid in garment_ids:
-        for v in load_views(render_dir, gid):
+        sha = None if meshes is None else meshes[gid]
+        for v in load_views(render_dir, gid, mesh_sha256=sha, params=params):
             if yaws is None or any(abs(v.yaw - y) < 1e-6 for y in yaws):
                 refs.append(ViewRef(gid, float(v.yaw), Path(v.image), Path(v.mask),
                                     np.asarray(v.calib, dtype=np.float64)))
@@ -136,12 +143,19 @@ def view_refs(render_dir: Path, garment_ids: list[str], yaws: list[float] | None
 def build_dataset(params: Params, split: str = "train", *, garments_dir: Path = Path("data/garments"),
                   render_dir: Path = Path("data/render"), cache_dir: Path = Path("data/cache"),
                   augment: bool | None = None) -> GarmentViewDataset:
-    """The dataset of ``split`` from the pipeline's output folders (verifies the caches)."""
+    """The dataset of ``split`` from the pipeline's output folders, checked when it opens.
+
+    Checked: the caches (``verify_cache``: checksums, row ranges, params, built from the
+    current manifest and meshes) and the renders (``load_views``: each image and mask's
+    sha256, the garment's mesh sha256, the render params); anything damaged or stale raises
+    an :class:`~anchorudf.errors.IntegrityError` naming the file.
+    """
     from anchorudf.data.cache import SampleReader, verify_cache
-    from anchorudf.data.manifest import read_manifest
+    from anchorudf.data.manifest import mesh_sha256s, read_manifest
+    from anchorudf.render.layout import render_params
 
     verify_cache(cache_dir, sample_cfg=params.sample, anchors_cfg=params.anchors,
-                 gt_points=params.evaluate.gt_points)
+                 gt_points=params.evaluate.gt_points, garments_dir=garments_dir)
     df = read_manifest(garments_dir)
     ids = [i for i in df.loc[df["split"] == split, "id"]]
     reader = SampleReader(cache_dir)
@@ -151,5 +165,6 @@ def build_dataset(params: Params, split: str = "train", *, garments_dir: Path = 
         import warnings
 
         warnings.warn(f"{len(missing)} {split} garments have no samples (failed earlier?): {missing[:5]}")
-    return GarmentViewDataset(view_refs(render_dir, ids), reader, params,
+    refs = view_refs(render_dir, ids, meshes=mesh_sha256s(garments_dir, df), params=render_params(params.render))
+    return GarmentViewDataset(refs, reader, params,
                               augment=(split == "train") if augment is None else augment)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from anchorudf.config import Params
+from anchorudf.errors import AnchorUDFError
 
 
-class TrainDataError(ValueError):
+class TrainDataError(ValueError, AnchorUDFError):
     """The training data under the data root could not be loaded."""
 
 

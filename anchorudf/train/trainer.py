@@ -14,6 +14,7 @@ from step k ends with the weights of an uninterrupted run (bitwise on CPU).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -217,34 +218,84 @@ def _outcome_params(params: dict) -> dict:
     return out
 
 
+def _params_hash(params: dict | None) -> str:
+    """8 hex digits identifying what a run computes (``_outcome_params``), for folder names."""
+    if not isinstance(params, dict):
+        return "unknown"
+    text = json.dumps(_outcome_params(params), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _start_new_run(run_dir: Path, why: str) -> None:
+    """Move the run in ``run_dir`` (checkpoints/ and model/) to ``run_dir/previous`` with a warning."""
+    import warnings
+
+    from anchorudf.train.checkpoint import KEEP_PREVIOUS, move_run_aside, run_label
+
+    step, old_params = run_label(run_dir)
+    dest, removed = move_run_aside(run_dir, f"step_{step:08d}-{_params_hash(old_params)}")
+    gone = f"; removed the older {', '.join(p.name for p in removed)} (keeping the newest {KEEP_PREVIOUS})" \
+        if removed else ""
+    warnings.warn(f"{why}; starting a new run: the previous run's checkpoints and model were moved "
+                  f"to {dest}{gone}", stacklevel=3)
+
+
+def _prepare_run_dir(params: Params, run_dir: Path) -> tuple[Path | None, str | None]:
+    """Clean stale temp folders; decide (main process) between resuming the latest checkpoint
+    (returned) and a new run (the old one moved aside; the reason returned)."""
+    import warnings
+
+    from anchorudf.models.checkpoint import read_meta
+    from anchorudf.train.checkpoint import clean_stale_temp, has_run, latest_checkpoint
+
+    stale = clean_stale_temp(run_dir)
+    if stale:
+        warnings.warn(f"{run_dir}: removed {len(stale)} leftover temporary folder(s) of interrupted "
+                      f"checkpoint/model writes ({', '.join(p.name for p in stale[:3])})", stacklevel=3)
+    if not has_run(run_dir):
+        return None, None
+    if params.train.resume != "auto":
+        return None, f"{run_dir}: train.resume=never"
+    folder = latest_checkpoint(run_dir)
+    if folder is None:
+        return None, f"{run_dir}: no checkpoint to resume from"
+    have = read_meta(folder)
+    if _outcome_params(have.get("params") or {}) != _outcome_params(params.to_dict()):
+        return None, f"{folder}: checkpoint made with other params"
+    return folder, None
+
+
 def _resume(trainer: Trainer, params: Params, run_dir: Path) -> int:
     """Load the latest checkpoint of ``run_dir`` when train.resume is auto; the step to start at.
 
     Only a checkpoint made with the same params (all sections, except the train keys in
-    ``_RESUME_NEUTRAL``) is resumed. Another one (e.g. ``dvc exp run -S train.lr=...`` on
-    a persisted run dir) is moved aside with a warning and training starts from scratch,
-    so a run never mixes two configurations.
+    ``_RESUME_NEUTRAL``) is resumed, after verifying it (checksums, tensors, optimizer
+    state; a damaged one raises :class:`~anchorudf.errors.CheckpointError`). A run dir that
+    holds another run (other params, e.g. ``dvc exp run -S train.lr=...`` on a persisted run
+    dir, or train.resume=never) gets a new run: the old ``checkpoints/`` and ``model/`` are
+    moved, not deleted, to ``run_dir/previous/NNNN-step_<step>-<params hash>`` (the newest
+    ``KEEP_PREVIOUS`` kept) with a warning saying where, so a run never mixes two
+    configurations and never loses the previous model before it has a new one.
     """
-    import shutil
-    import warnings
-
+    from anchorudf.errors import CheckpointError
     from anchorudf.train.checkpoint import latest_checkpoint, load_checkpoint
 
-    if params.train.resume != "auto":
-        return 0
-    folder = latest_checkpoint(run_dir)
-    if folder is None:
-        return 0
-    have = json.loads((folder / "config.json").read_text())
-    if _outcome_params(have.get("params", {})) != _outcome_params(params.to_dict()):
+    hint = ("; cannot resume (-S train.resume=never starts a new run and moves this one to "
+            f"{run_dir / 'previous'})")
+    folder, why = None, None
+    try:
         if trainer.dist.main:
-            warnings.warn(f"{folder}: checkpoint made with other params; starting a new run "
-                          f"(old checkpoints removed from {run_dir})", stacklevel=2)
-            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-            shutil.rmtree(run_dir / "model", ignore_errors=True)
+            folder, why = _prepare_run_dir(params, run_dir)
+            if why is not None:
+                _start_new_run(run_dir, why)
         barrier(trainer.dist)
-        return 0
-    meta = load_checkpoint(folder, trainer.model, trainer.optimizer, trainer.device)
+        if not trainer.dist.main:
+            folder = latest_checkpoint(run_dir)  # what the main process kept (None for a new run)
+        if folder is None:
+            return 0
+        meta = load_checkpoint(folder, trainer.model, trainer.optimizer, trainer.device)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}{hint}") from None
     trainer.load_extra_state(meta["extra"])
     return int(meta["step"])
 
