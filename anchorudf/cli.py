@@ -4,6 +4,11 @@ Every command takes ``--params FILE`` and DVC-style overrides ``-S section.key=v
 ``anchorudf train -S train.lambda_gda=0.02`` means what ``dvc exp run -S
 train.lambda_gda=0.02`` means. Heavy libraries are imported inside the commands so that
 ``anchorudf --help`` starts fast.
+
+Errors are handled once, for every command (also ``python -m anchorudf`` and torchrun):
+:class:`OneLineErrors` prints ``error: <file>: <problem>`` on stderr and exits 1 (2 for
+params errors, 130 when interrupted); ``--debug`` or ``ANCHORUDF_DEBUG=1`` shows the
+traceback instead. Commands therefore just call the stages, without try/except.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typer.exceptions import Abort, Exit, TyperException
 DEBUG_ENV = "ANCHORUDF_DEBUG"
 # Names under which a function usually holds the file it is reading or writing.
 _PATH_NAMES = ("path", "file", "filename", "fname", "pointer", "image_path", "mask_path")
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _flat(text: str) -> str:
