@@ -116,6 +116,8 @@ class ModelConfig:
     norm: Literal["group", "batch"] = _f("group", "normalisation layer of the encoder")
     grid: int = _f(16, "side of the anchor occupancy grid (32 in the paper)", lo=4, hi=128)
     pos_channels: int = _f(32, "channels of the anchored position feature", lo=1, hi=256)
+    pos_levels: int = _f(2, "poolings of the position CNN (0: five full-resolution convs, an 11-voxel "
+                            "receptive field; 2: a 3D U-Net down to grid/4 that sees the whole grid)", lo=0, hi=4)
     decoder: list[int] = _f([128, 128, 64], "hidden widths of the decoder MLP (1024-512-256-128 in the paper)",
                             lo=1, nonempty=True)
     position_feature: Literal["anchors", "xyz", "depth"] = _f(
@@ -140,7 +142,8 @@ class TrainConfig:
     lr_decay_at: float = _f(0.8, "fraction of all steps after which lr is multiplied by lr_decay", lo=0.0, hi=1.0)
     lr_decay: float = _f(0.1, "lr multiplier for the last steps", gt=0.0, hi=1.0)
     delta: float = _f(0.2, "clamp of the distance loss, NDC units", gt=0.0)
-    lambda_ap: float = _f(1.0, "weight of the anchor Chamfer loss", lo=0.0)
+    lambda_ap: float = _f(1.0, "weight of the anchor loss relative to L_udf as in the paper's sums "
+                                "(applied to the means as lambda_ap x anchors / points)", lo=0.0)
     lambda_gda: float = _f(0.02, "weight of the gradient-direction-alignment loss", lo=0.0)
     flip: bool = _f(True, "random horizontal flip augmentation")
     scale_jitter: float = _f(0.05, "max relative scale augmentation", lo=0.0, hi=0.5)

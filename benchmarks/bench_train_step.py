@@ -20,6 +20,14 @@ methods; the frozen encoder's forward is shared) is timed there:
     python benchmarks/bench_train_step.py                 # default + paper size, ~3 min on 2 cores
     python benchmarks/bench_train_step.py --configs default --steps 5
     python benchmarks/bench_train_step.py --paper-points 2000 --paper-size 256
+
+``--recipes`` instead times the CPU training recipe before and after the step-efficiency
+work (issue "a learned field that gets the garment's depth right"): ``v1`` is the first
+default (batch 8 x 2000 points, full-resolution position CNN, every stack decoded in the
+GDA phase), ``now`` is params.yaml's default. It prints seconds per main-phase and
+GDA-phase step and query points per second (items x points / s), same run, same machine:
+
+    python benchmarks/bench_train_step.py --recipes
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
+
+import numpy as np
 
 
 def jacobian_gradient(model, enc, points):
@@ -171,8 +181,60 @@ def run_case(config: str, method: str, args_dict: dict) -> dict:
             "decoder_in": trainer.model.decoder.in_dim, "grad": grad.numpy().tolist() if grad is not None else None}
 
 
+#: The first CPU default, for --recipes (what today's defaults are measured against).
+RECIPE_V1 = ["model.pos_levels=0", "train.batch_size=8", "train.points=2000"]
+
+
+def recipe_case(name: str, overrides: list[str], args_dict: dict) -> dict:
+    """Seconds per main and GDA step of the real trainer on synthetic items, this process."""
+    import torch
+    from torch.utils.data import default_collate
+
+    from anchorudf.config import load_params
+    from anchorudf.models.anchorudf import AnchorUDF
+    from anchorudf.train.synthetic import SyntheticDataset
+    from anchorudf.train.trainer import Trainer
+
+    args = argparse.Namespace(**args_dict)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    out = {"recipe": name}
+    for phase, steps in (("main", ["train.steps=100", "train.gda_steps=0"]),
+                         ("gda", ["train.steps=0", "train.gda_steps=100"])):
+        p = load_params(None, overrides + steps)
+        torch.manual_seed(0)
+        trainer = Trainer(AnchorUDF(p.model, p.anchors.count, p.render.size), p.train, torch.device("cpu"))
+        data = SyntheticDataset.from_params(p, length=p.train.batch_size)
+        batch = default_collate([data[(i, i)] for i in range(p.train.batch_size)])
+        times = []
+        for i in range(args.warmup + args.steps):
+            t = time.perf_counter()
+            trainer.train_step(batch)
+            if i >= args.warmup:
+                times.append(time.perf_counter() - t)
+        out[f"{phase}_s"] = float(np.median(times))
+        out["batch"], out["points"] = p.train.batch_size, p.train.points
+    out["points_per_s"] = out["batch"] * out["points"] / out["main_s"]
+    return out
+
+
+def run_recipes(args) -> None:
+    rows = []
+    for name, overrides in (("v1", RECIPE_V1), ("now", [])):
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as ex:
+            rows.append(ex.submit(recipe_case, name, overrides, vars(args)).result())
+    print("recipe | batch x points | main step s | GDA step s | query points / s (main)")
+    for r in rows:
+        print(f"{r['recipe']:6s} | {r['batch']:5d} x {r['points']:5d} | {r['main_s']:11.3f} | "
+              f"{r['gda_s']:10.3f} | {r['points_per_s']:10.0f}")
+    v1, now = rows
+    print(f"main step {v1['main_s'] / now['main_s']:.2f}x cheaper, GDA step {v1['gda_s'] / now['gda_s']:.2f}x "
+          f"cheaper, query points/s {now['points_per_s'] / v1['points_per_s']:.2f}x (now vs v1)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--recipes", action="store_true", help="time the CPU recipe v1 vs today's default instead")
     ap.add_argument("--configs", default="default,paper", help="comma list of default, paper")
     ap.add_argument("--methods", default="autograd,jacobian")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -194,6 +256,9 @@ def main() -> None:
     ap.add_argument("--check", action="store_true", help="also compare the two methods' gradients (peak memory then includes that pass)")
     ap.add_argument("--json", default="", help="also write the results here")
     args = ap.parse_args()
+    if args.recipes:
+        run_recipes(args)
+        return
     rows = []
     for config in args.configs.split(","):
         for method in args.methods.split(","):

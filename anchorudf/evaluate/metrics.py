@@ -69,3 +69,29 @@ def point_metrics(pred: np.ndarray, gt: np.ndarray, threshold: float) -> dict[st
         "paper_chamfer": squared_chamfer(d_pg, d_gp),
         "paper_p2s": float(np.mean(d_pg ** 2)),
     }
+
+
+def side_silhouette_iou(pred_ndc: np.ndarray, gt_ndc: np.ndarray, resolution: int = 64) -> float:
+    """IoU of the two clouds' silhouettes seen from 90 degrees to the side of the view.
+
+    Both clouds are in the view's NDC (x right, y up, z towards the camera); the side view
+    looks along x, so each cloud is splatted onto the (z, y) plane over [-1, 1]^2 at
+    ``resolution`` px, closed by one pixel and hole-filled (a dense cloud's splat has gaps
+    between points; a silhouette has none). A reconstruction of the right depth profile
+    scores near 1; a constant-thickness slab of the right front view does not.
+    """
+    from scipy import ndimage
+
+    def silhouette(points: np.ndarray) -> np.ndarray:
+        img = np.zeros((resolution, resolution), dtype=bool)
+        pts = np.asarray(points, np.float64).reshape(-1, 3)
+        if len(pts):
+            ij = np.floor((pts[:, [1, 2]] + 1.0) * (0.5 * resolution)).astype(np.int64)
+            ok = ((ij >= 0) & (ij < resolution)).all(axis=1)
+            img[ij[ok, 0], ij[ok, 1]] = True
+        img = ndimage.binary_closing(img, iterations=1, border_value=0)
+        return ndimage.binary_fill_holes(img)
+
+    a, b = silhouette(pred_ndc), silhouette(gt_ndc)
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else float("nan")

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from anchorudf.config import Params
-from anchorudf.data.cache import load_surface, verify_cache
+from anchorudf.data.cache import load_samples, verify_cache
 from anchorudf.data.images import image_tensors, load_rgb_mask
 from anchorudf.data.manifest import mesh_sha256s, read_manifest
 from anchorudf.data.meshio import load_garment, mesh_arrays
@@ -68,6 +68,9 @@ class GroundTruth:
     faces: np.ndarray
     surface: np.ndarray   # (M, 3) evaluation surface samples
     boundary_loops: int
+    near_points: np.ndarray = None     # (Q, 3) cached query points near the surface
+    near_udf: np.ndarray = None        # (Q,) their exact distances (garment units)
+    near_direction: np.ndarray = None  # (Q, 3) unit (p - closest) / |p - closest|
 
 
 def _subsample(points: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -86,6 +89,8 @@ def score(pred_ndc: np.ndarray, gt: GroundTruth, calib: np.ndarray, p: Params, s
     gt_ndc = project(calib, gt_pts)
     pred_g = unproject(calib, pred_ndc)
     return {
+        "side_iou": m.side_silhouette_iou(pred_ndc, gt_ndc),
+        "grad_cos": float("nan"),
         "paper_chamfer_1e3": 1e3 * m.paper_chamfer(m.ndc_to_paper(pred_ndc), m.ndc_to_paper(gt_ndc)),
         "paper_p2s_1e3": 1e3 * m.paper_p2s(m.ndc_to_paper(pred_ndc), m.ndc_to_paper(gt_ndc)),
         "chamfer_l1": m.chamfer_l1(pred_g, gt_pts),
@@ -93,6 +98,44 @@ def score(pred_ndc: np.ndarray, gt: GroundTruth, calib: np.ndarray, p: Params, s
         "fscore": m.fscore(pred_g, gt_pts, e.fscore_threshold),
         "points": int(len(pred_ndc)),
     }
+
+
+#: NDC distance under which gradient alignment is measured (grad_cos), and how many points.
+NEAR_NDC = 0.02
+NEAR_POINTS = 4000
+
+
+def gradient_cosine(model: AnchorUDF, image, gt: GroundTruth, calib: np.ndarray, device: str,
+                    seed: int) -> float:
+    """Mean cosine between the field's gradient and the true direction to the surface.
+
+    Over up to ``NEAR_POINTS`` cached query points of the test garment whose exact
+    distance, in the view's NDC units, is below ``NEAR_NDC``; the direction is mapped to
+    NDC by the calib's linear part (a scaled rotation with the y flip). 1 is perfect
+    alignment (projection along -grad lands on the surface); 0 is none.
+    """
+    import torch
+
+    from anchorudf.geometry.camera import calib_scale
+    from anchorudf.reconstruct.dense import udf_and_grad
+
+    if gt.near_points is None or not len(gt.near_points):
+        return float("nan")
+    keep = np.flatnonzero(gt.near_udf * calib_scale(calib) < NEAR_NDC)
+    if len(keep) == 0:
+        return float("nan")
+    keep = _subsample(keep, NEAR_POINTS, seed)
+    lin = np.asarray(calib, np.float64)[:3, :3]
+    pts = torch.as_tensor(project(calib, gt.near_points[keep].astype(np.float64)), dtype=torch.float32,
+                          device=device)
+    direction = gt.near_direction[keep].astype(np.float64) @ lin.T
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True).clip(1e-12)
+    with torch.no_grad():
+        enc = model.encode(image[None].to(device))
+    _, grad = udf_and_grad(lambda x: model.query(enc, x[None])[0], pts, batch_points=len(pts))
+    g = grad.double().cpu().numpy()
+    cos = (g * direction).sum(1) / np.linalg.norm(g, axis=1).clip(1e-12)
+    return float(cos.mean())
 
 
 def evaluate(p: Params, garments_dir: Path, render_dir: Path, cache_dir: Path, model_dir: Path,
@@ -121,7 +164,10 @@ def evaluate(p: Params, garments_dir: Path, render_dir: Path, cache_dir: Path, m
         rgb, mask = load_rgb_mask(Path(view.image), Path(view.mask))
         rec = _reconstruct(model, rgb, mask, p, device)
         calib = np.asarray(view.calib, np.float64)
-        rows += _score_view(r, yaw, rec, gt, mask, calib, p, p.evaluate.seed + k, retrieval)
+        view_rows = _score_view(r, yaw, rec, gt, mask, calib, p, p.evaluate.seed + k, retrieval)
+        view_rows[0]["grad_cos"] = gradient_cosine(model, image_tensors(rgb, mask)[0], gt, calib, device,
+                                                   p.evaluate.seed + k)
+        rows += view_rows
         write_garment_outputs(Path(recon_dir) / r.id / f"yaw_{yaw:06.2f}", rec)
         if r.id not in pictures:
             pictures[r.id] = (rgb, mask, rec, gt, calib)
@@ -146,7 +192,10 @@ def check_inputs(p: Params, df, garments_dir: Path, render_dir: Path, cache_dir:
 def _ground_truth(r, garments_dir: Path, cache_dir: Path) -> GroundTruth:
     """The ground truth of manifest row ``r``: its mesh and evaluation surface samples."""
     v, f = mesh_arrays(load_garment(garments_dir, r.mesh))
-    return GroundTruth(r.id, r.category, v, f, load_surface(cache_dir, r.id), int(r.boundary_loops))
+    s = load_samples(cache_dir, r.id)
+    near = np.flatnonzero(s["sigma_index"] > 0)  # the Gaussian-offset classes, not uniform points
+    return GroundTruth(r.id, r.category, v, f, s["surface_points"], int(r.boundary_loops),
+                       s["points"][near], s["udf"][near], s["direction"][near])
 
 
 def _test_view(render_dir: Path, garment_id: str, yaw: float) -> View:

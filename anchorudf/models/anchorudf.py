@@ -61,7 +61,7 @@ class AnchorUDF(nn.Module):
         self.image_size = image_size
         self.encoder = HourglassEncoder(cfg.stacks, cfg.depth, cfg.channels, cfg.norm)
         self.anchor_head = AnchorHead(cfg.channels, side, anchor_count, cfg.norm)
-        self.position_cnn = PositionCNN(cfg.pos_channels) if cfg.position_feature == "anchors" else None
+        self.position_cnn = PositionCNN(cfg.pos_channels, cfg.pos_levels) if cfg.position_feature == "anchors" else None
         self.decoder = Decoder(cfg.channels + position_dim(cfg), list(cfg.decoder), cfg.output)
         self._frozen = False
 
@@ -124,20 +124,21 @@ class AnchorUDF(nn.Module):
 
     # -- training ----------------------------------------------------------------------
     def forward(self, image: torch.Tensor, points: torch.Tensor, calib: torch.Tensor | None = None,
-                with_grad: bool = False) -> dict:
+                with_grad: bool = False, last_only: bool = False) -> dict:
         """Predict distances at query points for every stack.
 
         image (B, 3, S, S); points (B, N, 3) in NDC, or in the garment frame when ``calib``
         (B, 4, 4) is given (mapped to NDC by it; distances stay NDC units).
         Returns ``udf``: stacks x (B, N); ``anchors``: (B, K, 3) NDC; with ``with_grad``
         also ``grad``: (B, N, 3) d udf[-1] / d points (one autograd pass, differentiable
-        when training so a loss on it trains the decoder).
+        when training so a loss on it trains the decoder). ``last_only``: decode the last
+        stack only (``udf`` is then a one-element list).
         """
         if with_grad and not points.requires_grad:
             points = points.detach().requires_grad_(True)
         ndc = apply_calib(calib.to(points.dtype), points) if calib is not None else points
         enc = self.encode(image)
-        udf = self.query_all(enc, ndc)
+        udf = [self.query(enc, ndc)] if last_only else self.query_all(enc, ndc)
         out = {"udf": udf, "anchors": enc.anchors}
         if with_grad:
             # Each prediction depends on its own point only, so the gradient of the sum

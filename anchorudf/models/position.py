@@ -69,26 +69,59 @@ def sample_volume_features(volume: torch.Tensor, points: torch.Tensor) -> torch.
 
 
 class PositionCNN(nn.Module):
-    """5-layer 3D CNN: (B, 1, G, G, G) anchor occupancy -> (B, out_channels, G, G, G).
+    """Anchored position encoder: (B, 1, G, G, G) anchor occupancy -> (B, out_channels, G, G, G).
 
-    Hidden widths default to (C/4, C/4, C/2, C/2) for C = out_channels: every layer runs
-    at the full G^3 resolution, so width is what the cost scales with (at G = 32 and
-    C = 32 this is 3x cheaper than (16, 16, 32, 32), the difference between a CPU step
-    dominated by the 3D CNN and one dominated by the image encoder).
+    ``levels = 0``: five stride-1 3x3x3 convs at full resolution (an 11-voxel receptive
+    field: a query a few voxels away from every anchor sees almost nothing). ``levels = L``
+    (default 2): a small 3D U-Net: two convs at each of G, G/2, ..., G/2^L (max-pooled),
+    then back up with trilinear upsampling and skip connections, so at G = 16 and L = 2 the
+    coarsest convs see the whole grid, like the paper's point encoder (which pools 32^3 to
+    8^3). Widths are C/4 at full resolution, C/2 at G/2 and C below (C = out_channels), so
+    the full-resolution layers, which dominate the cost, stay thin.
     """
 
-    def __init__(self, out_channels: int, widths: tuple[int, ...] | None = None) -> None:
+    def __init__(self, out_channels: int, levels: int = 0, widths: tuple[int, ...] | None = None) -> None:
         super().__init__()
-        if widths is None:
-            q, h = max(out_channels // 4, 4), max(out_channels // 2, 4)
-            widths = (q, q, h, h)
-        layers: list[nn.Module] = []
+        self.levels = levels
+        q, h = max(out_channels // 4, 4), max(out_channels // 2, 4)
+        if levels == 0:
+            widths = widths or (q, q, h, h)
+            layers: list[nn.Module] = []
+            c_in = 1
+            for w in widths:
+                layers += [nn.Conv3d(c_in, w, 3, padding=1), nn.LeakyReLU(0.2)]
+                c_in = w
+            layers.append(nn.Conv3d(c_in, out_channels, 3, padding=1))
+            self.net = nn.Sequential(*layers)
+            return
+        level_widths = [q, h] + [out_channels] * (levels - 1)  # width at G / 2^l
+        self.down = nn.ModuleList()
         c_in = 1
-        for w in widths:
-            layers += [nn.Conv3d(c_in, w, 3, padding=1), nn.LeakyReLU(0.2)]
+        for w in level_widths:
+            self.down.append(_double_conv(c_in, w))
             c_in = w
-        layers.append(nn.Conv3d(c_in, out_channels, 3, padding=1))
-        self.net = nn.Sequential(*layers)
+        # up[l] fuses the upsampled level l+1 with the skip of level l.
+        self.up = nn.ModuleList(_double_conv(level_widths[lv + 1] + level_widths[lv], level_widths[lv])
+                                for lv in range(levels))
+        self.out = nn.Conv3d(level_widths[0], out_channels, 3, padding=1)
 
     def forward(self, occupancy: torch.Tensor) -> torch.Tensor:
-        return self.net(occupancy)
+        if self.levels == 0:
+            return self.net(occupancy)
+        skips: list[torch.Tensor] = []
+        x = occupancy
+        for lv, block in enumerate(self.down):
+            if lv > 0:
+                x = F.max_pool3d(x, 2, ceil_mode=True)
+            x = block(x)
+            skips.append(x)
+        for lv in range(self.levels - 1, -1, -1):
+            skip = skips[lv]
+            x = F.interpolate(x, size=skip.shape[-3:], mode="trilinear", align_corners=False)
+            x = self.up[lv](torch.cat([x, skip], dim=1))
+        return self.out(x)
+
+
+def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv3d(c_in, c_out, 3, padding=1), nn.LeakyReLU(0.2),
+                         nn.Conv3d(c_out, c_out, 3, padding=1), nn.LeakyReLU(0.2))

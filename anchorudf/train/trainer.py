@@ -124,18 +124,25 @@ class Trainer:
                               enabled=self.amp_dtype is not None)
 
     def compute_losses(self, batch: dict):
-        """Forward + losses of the current phase: (loss tensor, {name: float tensor})."""
+        """Forward + losses of the current phase: (loss tensor, {name: float tensor}).
+
+        Main phase: L_udf averaged over every stack (deep supervision) + the anchor loss.
+        GDA phase (encoders frozen): L_udf of the last stack only (the earlier stacks'
+        features no longer change, so fitting the shared decoder to them only competes
+        with the stack used at inference) + lambda_gda * L_gda.
+        """
         from anchorudf.train.losses import anchor_chamfer, gda_loss, udf_loss
 
         cfg, b = self.cfg, self._to_device(batch)
-        gda_on = self.phase == "gda" and cfg.lambda_gda > 0
+        main = self.phase == "main"
+        gda_on = not main and cfg.lambda_gda > 0
         with self._autocast():
-            out = self.net(b["image"], b["points"], with_grad=gda_on)
+            out = self.net(b["image"], b["points"], with_grad=gda_on, last_only=not main)
         l_udf = sum(udf_loss(u, b["udf"], cfg.delta) for u in out["udf"]) / len(out["udf"])
         l_ap = anchor_chamfer(out["anchors"], b["anchors"])
         # lambda_ap * L_ap stays in the graph even at lambda_ap = 0 so DDP sees every
         # parameter used; in the GDA phase the anchor head is frozen and L_ap is only logged.
-        loss = l_udf + cfg.lambda_ap * l_ap if self.phase == "main" else l_udf
+        loss = l_udf + self.ap_weight(b["anchors"].shape[1], b["points"].shape[1]) * l_ap if main else l_udf
         metrics = {"udf": l_udf.detach(), "anchor_chamfer": l_ap.detach()}
         if gda_on:
             mask = out["udf"][-1].detach() < cfg.delta
@@ -144,6 +151,15 @@ class Trainer:
             metrics["gda"] = l_gda.detach()
         metrics["loss"] = loss.detach()
         return loss, metrics
+
+    def ap_weight(self, anchors: int, points: int) -> float:
+        """Weight of the mean anchor loss: lambda_ap x K / N.
+
+        The paper sums L_udf over the N query points of an item and L_ap over its K
+        anchors; our losses are means, so the paper's relative weight lambda_ap becomes
+        lambda_ap x K / N (0.15 at 300 anchors and 2000 points, not 1).
+        """
+        return self.cfg.lambda_ap * anchors / points
 
     def train_step(self, batch: dict) -> dict[str, float]:
         """One optimiser update at ``self.step`` (call :meth:`prepare` first); returns metrics."""
