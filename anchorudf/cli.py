@@ -270,6 +270,18 @@ def evaluate_cmd(data: Path = typer.Option(Path("data"), help="preprocessed data
     stages.evaluate(_load(params, overrides), data, model, out, recon, metrics)
 
 
+@app.command("teaser")
+def teaser_cmd(eval_dir: Path = typer.Option(Path("reports/eval"), "--eval", help="evaluate output folder"),
+               out: Path = typer.Option(Path("docs/teaser.png"), "--out", "-o", help="picture to write"),
+               ids: Optional[list[str]] = typer.Option(None, "--id", help="garment id (repeatable); default: "
+                                                       "the median garment of 3 categories"),
+               count: int = typer.Option(3, help="categories (rows) when no --id is given")):
+    """The README teaser from an evaluation's pictures/ and views.csv (no model or data)."""
+    from anchorudf.evaluate.report import make_teaser
+
+    typer.echo(str(make_teaser(eval_dir, out, ids or None, count)))
+
+
 @app.command("reconstruct")
 def reconstruct_cmd(image: Path = typer.Argument(..., help="RGB(A) image of a garment"),
                     mask: Optional[Path] = typer.Option(None, "--mask", "-m", help="mask image (white = garment)"),
@@ -278,7 +290,7 @@ def reconstruct_cmd(image: Path = typer.Argument(..., help="RGB(A) image of a ga
                     out: Path = typer.Option(Path("reconstruction"), "--out", "-o", help="output folder"),
                     no_mesh: bool = typer.Option(False, "--no-mesh", help="points only"),
                     params: Path = ParamsOpt, overrides: Optional[list[str]] = SetOpt):
-    """Reconstruct one garment image: points.ply, mesh.ply/.obj, anchors.ply, preview.png."""
+    """Reconstruct one garment image: points.ply, coloured mesh.ply/.glb, mesh.obj, anchors.ply, preview.png."""
     from anchorudf.reconstruct.run import run_reconstruct
 
     files = run_reconstruct(image, mask, checkpoint, out, _load(params, overrides), mesh=not no_mesh)

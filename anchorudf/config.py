@@ -57,10 +57,14 @@ class GarmentsConfig:
     up_axis: str = _f("+Y", "up axis of the user meshes, rotated to +Y: +X, -X, +Y, -Y, +Z or -Z "
                       "(ignored for source=default)")
     seed: int = _f(0, "seed of the default garment generator and of the split", lo=0)
-    count: int = _f(60, "number of generated garments (source=default)", lo=1, hi=100000)
+    count: int = _f(180, "number of generated garments (source=default), split into train/test by body",
+                    lo=1, hi=100000)
+    shifted_count: int = _f(12, "extra style-shifted test garments (source=default): split `shifted`, "
+                            "poses, lengths and fits outside the training ranges, untextured grey; "
+                            "evaluated beside the test split, never trained on", lo=0, hi=100000)
     categories: list[str] = _f(list(CATEGORIES), "categories to generate (default) or keep (user data)",
                                nonempty=True)
-    test_fraction: float = _f(0.2, "fraction of bodies/subjects/instances held out for test", lo=0.0, hi=0.9)
+    test_fraction: float = _f(0.1, "fraction of bodies/subjects/instances held out for test", lo=0.0, hi=0.9)
     strict: bool = _f(False, "fail the run when any input file is rejected")
     anny_cache: str = _f(".cache/anny", "project-local cache of the anny body model build")
 
@@ -71,7 +75,7 @@ class RenderConfig:
 
     seed: int = _f(0, "seed of the per-view random lights", lo=0)
     size: int = _f(128, "image side in pixels (512 in the paper)", lo=16, hi=4096)
-    yaw_step: float = _f(10.0, "degrees between views over 360; 0 = use `yaws`", lo=0.0, hi=360.0)
+    yaw_step: float = _f(30.0, "degrees between views over 360; 0 = use `yaws`", lo=0.0, hi=360.0)
     yaws: list[float] = _f([], "explicit yaw list in degrees (used when yaw_step is 0)")
     test_yaws: list[float] = _f([0.0, 40.0, 320.0], "yaws of the test views (always rendered)", nonempty=True)
     fill: float = _f(0.88, "fraction of the image the garment's larger of height/width fills", lo=0.1, hi=1.0)
@@ -123,6 +127,14 @@ class ModelConfig:
     position_feature: Literal["anchors", "xyz", "depth"] = _f(
         "anchors", "anchors = AnchorUDF; xyz = coordinates only; depth = PIFu's depth (Table 2)")
     output: Literal["softplus", "abs", "relu"] = _f("softplus", "output activation keeping distances >= 0")
+    coarse_size: int = _f(0, "side of the coarse network's input in px, area-downsampled from the render "
+                             "(render.size must be a multiple); 0 = render.size (512 in the paper)", lo=0, hi=4096)
+    hd_enabled: bool = _f(False, "AnchorUDF-HD (paper 4.4): add PIFuHD's fine level, reading the full "
+                                 "render.size image (1024 in the paper); trained in the train.hd_steps phase")
+    hd_channels: int = _f(16, "channels of the fine image encoder (16 in PIFuHD)", lo=4, hi=1024)
+    hd_depth: int = _f(2, "hourglass depth of the fine image encoder (one stack at render.size / 2)", lo=1, hi=6)
+    hd_decoder: list[int] = _f([64, 32], "hidden widths of the fine decoder MLP (512-256-128 in PIFuHD)",
+                               lo=1, nonempty=True)
 
 
 @dataclass(frozen=True)
@@ -131,14 +143,18 @@ class TrainConfig:
 
     seed: int = _f(0, "seed of initialisation, data order, point draws and augmentation", lo=0)
     device: Literal["auto", "cpu", "cuda"] = _f("auto", "auto = CUDA when present, else CPU")
-    steps: int = _f(1600, "optimisation steps of the main phase", lo=0)
-    gda_steps: int = _f(200, "final steps with L_gda, encoders frozen (paper: last 10 epochs)", lo=0)
-    batch_size: int = _f(8, "items (garment views) per step", lo=1)
-    points: int = _f(2000, "query points per item (5000 in the paper)", lo=1)
-    sigma_mix: list[float] = _f([0.25, 0.25, 0.25, 0.25],
+    steps: int = _f(2800, "optimisation steps of the main phase", lo=0)
+    gda_steps: int = _f(350, "final steps with L_gda, encoders frozen (paper: last 10 epochs)", lo=0)
+    hd_steps: int = _f(600, "steps of the HD phase after steps + gda_steps, L_udf + L_gda on the fine "
+                            "output (model.hd_enabled only; paper: 15 epochs)", lo=0)
+    hd_train: Literal["all", "fine"] = _f("all", "HD phase trains: all = the whole model (the paper; the coarse "
+                                                 "losses stay on), fine = the fine level only (coarse frozen)")
+    batch_size: int = _f(4, "items (garment views) per step", lo=1)
+    points: int = _f(4000, "query points per item (5000 in the paper)", lo=1)
+    sigma_mix: list[float] = _f([0.15, 0.15, 0.35, 0.35],
                                 "per-batch shares of [uniform, sigma_0, sigma_1, ...] points")
     optimizer: Literal["rmsprop", "adam"] = _f("rmsprop", "optimizer")
-    lr: float = _f(1e-3, "learning rate (5e-5 in the paper)", gt=0.0, hi=1.0)
+    lr: float = _f(5e-4, "learning rate (5e-5 in the paper)", gt=0.0, hi=1.0)
     lr_decay_at: float = _f(0.8, "fraction of all steps after which lr is multiplied by lr_decay", lo=0.0, hi=1.0)
     lr_decay: float = _f(0.1, "lr multiplier for the last steps", gt=0.0, hi=1.0)
     delta: float = _f(0.2, "clamp of the distance loss, NDC units", gt=0.0)
@@ -281,10 +297,21 @@ def _validate(p: Params) -> None:
         raise ConfigError("train.steps: train.steps + train.gda_steps must be at least 1 "
                           "(a run of 0 steps would export an untrained model)")
     # The encoder's 4x stem, then model.depth halvings (models.hourglass.bottleneck_side).
-    side = ((p.render.size + 1) // 2) // 2 // 2 ** p.model.depth
+    coarse = p.model.coarse_size or p.render.size
+    if p.render.size % coarse:
+        raise ConfigError(f"model.coarse_size: {coarse} must divide render.size {p.render.size} "
+                          "(the coarse input is the render area-downsampled by a whole factor)")
+    side = ((coarse + 1) // 2) // 2 // 2 ** p.model.depth
     if side < 1:
-        raise ConfigError(f"model.depth: {p.model.depth} downsamplings need render.size >= "
-                          f"{4 * 2 ** p.model.depth}, got {p.render.size}")
+        what = "render.size" if not p.model.coarse_size else "model.coarse_size"
+        raise ConfigError(f"model.depth: {p.model.depth} downsamplings need {what} >= "
+                          f"{4 * 2 ** p.model.depth}, got {coarse}")
+    if p.model.hd_enabled and ((p.render.size + 1) // 2) // 2 ** p.model.hd_depth < 1:
+        raise ConfigError(f"model.hd_depth: {p.model.hd_depth} downsamplings of the fine level need "
+                          f"render.size >= {2 ** (p.model.hd_depth + 1)}, got {p.render.size}")
+    if p.model.hd_enabled and p.train.hd_steps < 1:
+        raise ConfigError("train.hd_steps: model.hd_enabled needs at least one HD step "
+                          "(an untrained fine level would make every prediction)")
     for name in ("sample", "render"):
         shards = getattr(p, name).shards
         if sorted(shards) != list(range(len(shards))):

@@ -46,7 +46,11 @@ def garments(p: Params, out: Path, *, report: Path | None = None) -> dict:
             result = ingest_dataset(Path(g.input), g.source, out, categories=keep,
                                     test_fraction=g.test_fraction, seed=g.seed, strict=g.strict,
                                     up_axis=g.up_axis)
-            summary = {"garments": len(result.rows), "rejected": len(result.rejects)}
+            from anchorudf.data.ingest import suspect_orientations
+
+            # garments that look rotated after normalisation (up axis wrong?): also warned
+            summary = {"garments": len(result.rows), "rejected": len(result.rejects),
+                       "orientation_warnings": suspect_orientations(result.rows)}
     except GarmentSetError as exc:
         raise StageError(str(exc)) from None
     if report is not None:

@@ -197,15 +197,20 @@ def cmd_compare(args) -> int:
 def train_command(args, run: Path, steps: int, amp: bool, launcher: list[str] | None = None,
                   items: int = 8) -> list[str]:
     """The ``anchorudf train --synthetic`` command line of one check (the last 40% of the
-    steps in the GDA phase, so both phases run, and the model is exported at the end)."""
-    gda = (steps * 2) // 5
+    steps in the GDA phase, so both phases run, and the model is exported at the end; with
+    model.hd_enabled the last 20% in the HD phase, after 20% of GDA)."""
+    from anchorudf.config import load_params
+
+    hd = steps // 5 if load_params(args.params, list(args.set)).model.hd_enabled else 0
+    gda = steps // 5 if hd else (steps * 2) // 5
     cmd = [sys.executable, "-m", "anchorudf"] if launcher is None else launcher + ["-m", "anchorudf"]
     return cmd + ["train", "--synthetic", "--synthetic-items", str(items), "--max-steps", str(steps),
                   "--params", str(args.params), "--run-dir", str(run / "run"), "--live-dir", str(run / "live"),
                   "-S", f"train.device={args.device}", "-S", f"train.amp={'true' if amp else 'false'}",
-                  "-S", f"train.steps={steps - gda}", "-S", f"train.gda_steps={gda}",
+                  "-S", f"train.steps={steps - gda - hd}", "-S", f"train.gda_steps={gda}",
                   "-S", f"train.log_every={steps}", "-S", f"train.ckpt_every={steps}",
-                  "-S", "train.num_workers=2"] + [a for s in args.set for a in ("-S", s)]
+                  "-S", "train.num_workers=2"] + (["-S", f"train.hd_steps={hd}"] if hd else []) \
+        + [a for s in args.set for a in ("-S", s)]
 
 
 def parse_metrics(stdout: str) -> dict:

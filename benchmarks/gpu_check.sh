@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU readiness check, one NVIDIA GPU, under 5 minutes (each step also has a time limit):
 #   1. EGL render of 36 views at 512 px, masks compared with OSMesa's (same garment, views)
-#   2. 50 CUDA training steps of the paper preset (synthetic data), AMP on and off:
+#   2. 50 CUDA training steps of the paper preset (AnchorUDF-HD: main, GDA and HD phases;
+#      synthetic data at 1024 px), AMP on and off:
 #      finite losses, time per step
 #   3. torchrun: an NCCL process group (all_reduce, all_gather) and
 #      `torchrun --nproc_per_node=1 -m anchorudf train --synthetic` (paper preset)

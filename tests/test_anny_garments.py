@@ -49,6 +49,50 @@ def test_plan_split_by_body_round_robin_and_coverage():
     assert len({s.seed for s in specs}) == 60
 
 
+def test_plan_styles_appearances_and_poses_cover_their_ranges():
+    from anchorudf.data.anny.body import POSES
+    from anchorudf.data.anny.plan import APPEARANCES, FIT_RANGE, GREY_RGB, STYLES
+
+    specs = plan_garments(180, list(CATEGORIES), seed=0, test_fraction=0.1)
+    assert {s.split for s in specs} == {"train", "test"}
+    for c in CATEGORIES:  # every cut variant of every category is drawn
+        assert {s.style for s in specs if s.category == c} == set(STYLES[c]), c
+    assert {s.pose for s in specs} == set(POSES)
+    counts = {a: sum(s.appearance == a for s in specs) for a in APPEARANCES}
+    assert min(counts.values()) >= 40, counts  # grey, plain and pattern about equally often
+    for s in specs:
+        assert len(s.pose_jitter) == 14 and FIT_RANGE[0] <= s.fit <= FIT_RANGE[1] and 0 <= s.length <= 1
+        if s.appearance == "grey":
+            assert s.pattern == "solid" and s.color_a == s.color_b and max(s.color_a) - min(s.color_a) <= 12
+            assert all(0.75 * g <= c <= 1.15 * g for c, g in zip(s.color_a, GREY_RGB))
+        elif s.appearance == "plain":
+            assert s.pattern == "solid" and s.color_a == s.color_b
+        else:
+            assert s.pattern != "solid"
+
+
+def test_plan_shifted_garments_are_outside_the_training_ranges():
+    from anchorudf.data.anny.body import POSES, SHIFTED_POSES
+    from anchorudf.data.anny.plan import FIT_RANGE, GREY_RGB, SHIFTED_FITS, SHIFTED_LENGTHS
+
+    base = plan_garments(60, list(CATEGORIES), seed=0, test_fraction=0.2)
+    specs = plan_garments(60, list(CATEGORIES), seed=0, test_fraction=0.2, shifted_count=12)
+    assert specs[:60] == base  # the shifted garments change nothing of the others
+    shifted = specs[60:]
+    assert [s.garment_id for s in shifted[:2]] == ["tshirt_0060", "longsleeve_0061"]
+    assert [s.category for s in shifted] == [CATEGORIES[i % 6] for i in range(12)]
+    assert {s.split for s in shifted} == {"shifted"} and len({s.garment_id for s in specs}) == 72
+    assert not {s.body_id for s in shifted} & {s.body_id for s in base}  # bodies of their own
+    assert {s.pose for s in shifted} == set(SHIFTED_POSES) and not set(SHIFTED_POSES) & set(POSES)
+    for s in shifted:
+        assert s.appearance == "grey" and s.color_a == GREY_RGB and s.pattern == "solid"
+        assert not 0 <= s.length <= 1 and any(lo <= s.length <= hi for lo, hi in SHIFTED_LENGTHS[s.category])
+        assert not FIT_RANGE[0] <= s.fit <= FIT_RANGE[1] and any(lo <= s.fit <= hi for lo, hi in SHIFTED_FITS)
+    assert plan_garments(60, list(CATEGORIES), 0, 0.2, 12) == specs
+    with pytest.raises(ValueError, match="shifted_count"):
+        plan_garments(6, list(CATEGORIES), 0, 0.2, -1)
+
+
 def test_plan_edge_cases():
     assert {s.split for s in plan_garments(12, list(CATEGORIES), 0, 0.0)} == {"train"}
     assert [s.split for s in plan_garments(1, ["skirt"], 0, 0.2)] == ["train"]
@@ -210,6 +254,79 @@ def test_garment_is_a_valid_open_surface(garments, category):
     assert body.bounds[0, 1] - 0.01 <= mesh.bounds[0, 1] and mesh.bounds[1, 1] <= body.bounds[1, 1]
     # Outward winding: closed with fans over its boundary loops, it has a positive volume.
     assert _capped_signed_volume(np.asarray(mesh.vertices), faces) > 0
+
+
+# Cut variants, shifted poses and out-of-range lengths/fits: (category, changes of the spec).
+VARIANTS = {
+    "tank_top": ("tshirt", dict(style="tank", sleeve=0.5, fit=0.02)),
+    "wide_trousers": ("trousers", dict(style="wide", flare=1.0, pose="bent_knee", pose_strength=1.3)),
+    "slim_cropped_trousers": ("trousers", dict(style="slim", flare=0.0, fit=0.003, length=0.0, pose="stride")),
+    "wide_shorts": ("shorts", dict(style="wide", flare=1.0, length=1.0, pose="sit_hips", pose_strength=1.3)),
+    "a_line_coat": ("longcoat", dict(style="a_line", flare=1.0, length=1.0, pose="arms_forward")),
+    "pencil_skirt": ("skirt", dict(style="pencil", flare=0.0, length=0.5, pose="walk", fold_amp=0.004, fit=0.005)),
+    "straight_skirt": ("skirt", dict(style="straight", flare=0.3, length=0.5, pose="walk", fit=0.05)),
+    "pleated_mini_skirt": ("skirt", dict(style="pleated", fold_count=24, fold_amp=0.02, length=0.0)),
+    "lunge_capri": ("trousers", dict(pose="lunge", length=-0.5, fit=0.09, appearance="grey")),
+    "knee_up_maxi_skirt": ("skirt", dict(pose="knee_up", length=1.1, fit=0.0012, appearance="grey")),
+    "t_pose_cropped_longsleeve": ("longsleeve", dict(pose="t_pose", length=-0.4, fit=0.09)),
+    "lunge_ankle_coat": ("longcoat", dict(pose="lunge", length=1.3, fit=0.0012, appearance="grey")),
+    "knee_up_long_shorts": ("shorts", dict(pose="knee_up", length=1.3, fit=0.09)),
+}
+
+
+@pytest.fixture(scope="module")
+def variants(anny_cache, garments):
+    import dataclasses
+
+    from anchorudf.data.anny.garments import garment_body, generate_garment
+    from anchorudf.data.anny.plan import GREY_RGB
+
+    out = {}
+    for name, (category, change) in VARIANTS.items():
+        change = dict(change)
+        if change.get("appearance") == "grey":
+            change.update(pattern="solid", color_a=GREY_RGB, color_b=GREY_RGB)
+        spec = dataclasses.replace(garments[category][0], garment_id=name, **change)
+        out[name] = (spec, generate_garment(spec, anny_cache), garment_body(spec, anny_cache))
+    return out
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_variant_is_a_valid_open_surface(variants, name):
+    from anchorudf.data.anny.plan import GREY_RGB
+
+    spec, mesh, body = variants[name]
+    faces = np.asarray(mesh.faces)
+    assert len(np.unique(face_components(faces))) == 1, "one connected piece"
+    assert boundary_loops(faces) == EXPECTED_LOOPS[spec.category] and not mesh.is_watertight
+    assert mesh.is_winding_consistent and _capped_signed_volume(np.asarray(mesh.vertices), faces) > 0
+    assert not body.contains(mesh.vertices).any(), "a garment vertex lies inside the body"
+    assert 0.1 < np.ptp(mesh.vertices, axis=0).max() < 2.0
+    if spec.appearance == "grey":  # untextured: one grey everywhere (the renderer's fallback grey, scaled)
+        assert (mesh.visual.vertex_colors[:, :3] == spec.color_a).all()
+        assert np.allclose(np.asarray(spec.color_a) / np.asarray(GREY_RGB), spec.color_a[0] / GREY_RGB[0], atol=0.01)
+
+
+def test_variants_change_the_shape(variants, garments):
+    """Each cut variant is measurably its own shape: a pencil skirt (as planned: tight, no
+    flare) hugs the legs more than a straight one, an A-line coat widens towards the hem,
+    wide trousers take more cloth than slim ones, cropped ones are shorter."""
+    def width_at(mesh, t):  # x extent of the slice at height fraction t from the bottom
+        v = np.asarray(mesh.vertices)
+        lo, hi = v[:, 1].min(), v[:, 1].max()
+        band = v[np.abs(v[:, 1] - (lo + t * (hi - lo))) < 0.02 * (hi - lo)]
+        return np.ptp(band[:, 0])
+
+    pencil, straight = variants["pencil_skirt"][1], variants["straight_skirt"][1]
+    assert width_at(pencil, 0.05) < width_at(straight, 0.05) and pencil.area < straight.area
+    coat = variants["a_line_coat"][1]
+    assert width_at(coat, 0.02) > 1.3 * width_at(coat, 0.55)
+    wide, slim = variants["wide_trousers"][1], variants["slim_cropped_trousers"][1]
+    sh = lambda m: np.ptp(np.asarray(m.vertices)[:, 1])  # noqa: E731
+    assert sh(slim) < sh(garments["trousers"][1])  # cropped: shorter than the default-length pair
+    tank, tee = variants["tank_top"][1], garments["tshirt"][1]
+    assert np.ptp(np.asarray(tank.vertices)[:, 0]) < np.ptp(np.asarray(tee.vertices)[:, 0]) + 0.05
+    assert wide.area > slim.area
 
 
 def _capped_signed_volume(v: np.ndarray, f: np.ndarray) -> float:

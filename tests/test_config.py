@@ -73,7 +73,10 @@ def test_every_field_documented():
 def test_paper_preset_is_valid_and_paper_sized():
     p = load_params(ROOT / "pipeline" / "presets" / "paper.yaml")
     assert (p.model.stacks, p.model.depth, p.model.channels, p.model.grid) == (5, 4, 256, 32)
-    assert (p.render.size, p.anchors.count, p.train.points, p.train.batch_size) == (512, 600, 5000, 4)
+    assert (p.model.coarse_size, p.anchors.count, p.train.points, p.train.batch_size) == (512, 600, 5000, 4)
+    # AnchorUDF-HD (section 4.4): 1024 px fine input, 15 more epochs of 12,060 steps.
+    assert p.render.size == 1024 and p.model.hd_enabled and p.train.hd_steps == 15 * 12060
+    assert p.model.hd_channels == 16 and p.train.hd_train == "all"
     assert p.model.decoder == [1024, 512, 256, 128] and p.train.lr == 5e-5
     assert p.sample.ratios == [0.01, 0.49, 0.5] and p.sample.uniform_ratio == 0
     assert p.evaluate.seeding == "uniform" and p.evaluate.filter_val == 0.007

@@ -125,3 +125,68 @@ def test_reconstruct_cli_on_a_rendered_view_and_an_rgba_image(trained, tmp_path)
     (tmp_path / "bad.png").write_text("nope")
     r = CliRunner().invoke(app, ["reconstruct", str(tmp_path / "bad.png"), "--out", str(tmp_path / "c")] + args)
     assert r.exit_code == 1 and "not a readable image" in r.output
+
+
+def test_summarise_splits_and_table_headline():
+    """Test rows stay at the top level; shifted rows get their own section and ratios."""
+    import pandas as pd
+
+    from anchorudf.evaluate.stage import summarise_splits
+    from anchorudf.evaluate.table import METRICS, format_table
+
+    rows = []
+    for gid, split, value in [("a", "test", 1.0), ("b", "test", 3.0), ("c", "shifted", 6.0)]:
+        for yaw in (0.0, 40.0):
+            rows.append({"id": gid, "category": "skirt", "yaw": yaw, "method": "anchorudf_points",
+                         **{k: value for k in METRICS}, "points": 10, "split": split})
+    rows.append({"id": "a", "category": "skirt", "yaw": 0.0, "method": "oracle_retrieval",
+                 **{k: 1.0 for k in METRICS}, "points": 10, "split": "test"})
+    summary = summarise_splits(pd.DataFrame(rows))
+    assert summary["anchorudf_points"]["paper_chamfer_1e3"] == 2.0 and summary["anchorudf_points"]["views"] == 4
+    assert summary["shifted"]["anchorudf_points"]["paper_chamfer_1e3"] == 6.0
+    assert set(summary["shifted"]) == {"anchorudf_points"}
+    assert summary["shifted_ratio"] == {"anchorudf_points": {k: 3.0 for k in METRICS}}
+    text = format_table(summary)
+    assert "shifted / default paper Chamfer (anchorudf_points): 3.00x" in text
+    assert text.count("oracle_retrieval") == 1 and text.count("anchorudf_points") == 3
+    # without shifted rows: exactly today's summary and table
+    only_test = summarise_splits(pd.DataFrame([r for r in rows if r["split"] == "test"]))
+    assert set(only_test) == {"anchorudf_points", "oracle_retrieval"} and "shifted" not in format_table(only_test)
+
+
+def test_evaluate_scores_the_shifted_split_beside_the_test_split(trained, tmp_path, monkeypatch, capsys):
+    import pandas as pd
+
+    import anchorudf.evaluate.stage as stage_mod
+
+    p, data, run = trained
+    real_read = stage_mod.read_manifest
+
+    def with_a_shifted_garment(garments_dir):  # a train garment becomes a style-shifted one
+        df = real_read(garments_dir)
+        df.loc[df.index[df["split"] == "train"][0], "split"] = "shifted"
+        return df
+
+    monkeypatch.setattr(stage_mod, "read_manifest", with_a_shifted_garment)
+    p1 = load_params(None, _same_preprocessing(p) + TINY + ["render.test_yaws=[0.0, 40.0]"])
+    summary = stages.evaluate(p1, data, run / "model", tmp_path / "eval", tmp_path / "recon",
+                              tmp_path / "metrics.json")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert summary == metrics
+    assert metrics["anchorudf_points"]["views"] == 2 and metrics["shifted"]["anchorudf_points"]["views"] == 2
+    for method, e in metrics["shifted"].items():
+        assert method in metrics
+        ratio = metrics["shifted_ratio"][method]["paper_chamfer_1e3"]
+        shifted, test = e["paper_chamfer_1e3"], metrics[method]["paper_chamfer_1e3"]
+        if shifted is None or not test:  # a method that failed everywhere (tiny model): no ratio
+            assert ratio is None
+        else:
+            assert np.isclose(ratio, shifted / test)
+    for method in ("predicted_anchors", "oracle_retrieval"):  # never empty, even from the tiny model
+        assert metrics["shifted_ratio"][method]["paper_chamfer_1e3"] > 0
+    views = pd.read_csv(tmp_path / "eval" / "views.csv")
+    assert list(views.columns[:4]) == ["id", "category", "yaw", "method"] and views.columns[-1] == "split"
+    assert set(views["split"]) == {"test", "shifted"}
+    assert views.groupby("split")["id"].nunique().to_dict() == {"shifted": 1, "test": 1}
+    assert "shifted / default paper Chamfer (anchorudf_points):" in capsys.readouterr().out
+    assert len(list((tmp_path / "eval" / "pictures").glob("*.png"))) == 2

@@ -71,7 +71,11 @@ def test_argument_parsing(gc):
         p.parse_args(["render", "--backend", "vulkan", "--out", "x.npz"])
     cmd = gc.train_command(p.parse_args(["train", "--amp", "on"]), Path("w"), 50, True)
     assert cmd[1:4] == ["-m", "anchorudf", "train"] and "--synthetic" in cmd
-    assert {"train.amp=true", "train.device=cuda", "train.steps=30", "train.gda_steps=20"} <= set(cmd)
+    # The paper preset is AnchorUDF-HD: main, GDA and HD phases all run.
+    assert {"train.amp=true", "train.device=cuda", "train.steps=30", "train.gda_steps=10",
+            "train.hd_steps=10"} <= set(cmd)
+    cmd = gc.train_command(p.parse_args(["train", "--amp", "on", "-S", "model.hd_enabled=false"]), Path("w"), 50, True)
+    assert {"train.steps=30", "train.gda_steps=20"} <= set(cmd)
     assert gc.PAPER.is_file()
 
 

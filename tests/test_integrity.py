@@ -58,6 +58,8 @@ class FakeModel:
             monkeypatch.setattr(mod, "load_model", self.load_model)
         for mod in (stage_mod, image_mod):
             monkeypatch.setattr(mod, "reconstruct_image", self.reconstruct)
+        # the fake model has no field to differentiate: no gradient-cosine metric
+        monkeypatch.setattr(stage_mod, "gradient_cosine", lambda *args, **kwargs: float("nan"))
 
     def load_model(self, path, device="cpu"):
         self.calls.append("load_model")
@@ -122,7 +124,7 @@ def test_evaluate_with_intact_inputs_runs(data, tmp_path, monkeypatch):
                               tmp_path / "metrics.json")
     assert "anchorudf_points" in summary and fake.calls.count("reconstruct") == 1
     assert sorted(f.name for f in (tmp_path / "recon" / TEST_ID / "yaw_040.00").iterdir()) == [
-        "anchors.ply", "mesh.obj", "mesh.ply", "points.ply"]
+        "anchors.ply", "mesh.glb", "mesh.obj", "mesh.ply", "points.ply"]
 
 
 # -- 4. index ranges and provenance ------------------------------------------------------------------
@@ -284,11 +286,11 @@ def test_reconstruct_no_mesh_into_a_used_folder_keeps_no_stale_mesh(data, tmp_pa
     view = load_views(root / "render", TEST_ID)[0]
     out = tmp_path / "rec"
     first = run_reconstruct(view.image, view.mask, tmp_path / "model", out, p, mesh=True)
-    assert {f.name for f in first} == {"points.ply", "anchors.ply", "mesh.ply", "mesh.obj", "preview.png"}
+    assert {f.name for f in first} == {"points.ply", "anchors.ply", "mesh.ply", "mesh.obj", "mesh.glb", "preview.png"}
     (out / "notes.txt").write_text("the user's own file")
     second = run_reconstruct(view.image, view.mask, tmp_path / "model", out, p, mesh=False)
     assert {f.name for f in second} == {"points.ply", "anchors.ply", "preview.png"}
-    assert not (out / "mesh.ply").exists() and not (out / "mesh.obj").exists()
+    assert not any((out / n).exists() for n in ("mesh.ply", "mesh.obj", "mesh.glb"))
     assert (out / "notes.txt").read_text() == "the user's own file"   # not ours: kept
 
 

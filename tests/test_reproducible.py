@@ -98,11 +98,11 @@ def test_default_garments_are_byte_identical_across_runs(tmp_path, anny_cache):
     from anchorudf import stages
     from anchorudf.config import load_params
 
-    p = load_params(None, ["garments.count=6", f"garments.anny_cache={anny_cache}"])
+    p = load_params(None, ["garments.count=6", "garments.shifted_count=3", f"garments.anny_cache={anny_cache}"])
     for name in ("a", "b"):
         stages.garments(p, tmp_path / name, report=tmp_path / f"{name}.json")
     first, second = _tree_bytes(tmp_path / "a"), _tree_bytes(tmp_path / "b")
-    assert len([k for k in first if k.startswith("meshes/")]) == 6
+    assert len([k for k in first if k.startswith("meshes/")]) == 9  # 6 train/test + 3 style-shifted
     assert first == second
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
     # every stored coordinate is on the grid

@@ -33,24 +33,25 @@ def normalised_samples(mesh, n_points: int, seed: int) -> np.ndarray:
 
 
 def nearest_train_distances(meshes: dict, specs: list, n_points: int = 10000, seed: int = 0):
-    """One row per test garment: its nearest training garment (over all categories) by
-    paper-convention Chamfer in the canonical frame.
+    """One row per test (and style-shifted) garment: its nearest training garment (over
+    all categories) by paper-convention Chamfer in the canonical frame.
 
     ``meshes``: garment_id -> trimesh; ``specs``: objects with ``garment_id``, ``category``
     and ``split`` (e.g. GarmentSpec); garments without a mesh are skipped. Columns: id,
-    category, nearest_train_id, nearest_train_category, chamfer. Each garment is sampled
+    category, nearest_train_id, nearest_train_category, chamfer, split (``test`` or
+    ``shifted``; rows in ``specs`` order). Each garment is sampled
     with its own seed derived from ``seed`` and its position in ``specs``. Empty frame when
     there is no test or no training garment.
     """
     import pandas as pd
     from scipy.spatial import cKDTree
 
-    cols = ["id", "category", "nearest_train_id", "nearest_train_category", "chamfer"]
+    cols = ["id", "category", "nearest_train_id", "nearest_train_category", "chamfer", "split"]
     have = [s for s in specs if s.garment_id in meshes]
     pts = {s.garment_id: normalised_samples(meshes[s.garment_id], n_points, seed * 1000003 + i)
            for i, s in enumerate(have)}
     train = [s for s in have if s.split == "train"]
-    test = [s for s in have if s.split == "test"]
+    test = [s for s in have if s.split in ("test", "shifted")]
     if not train or not test:
         return pd.DataFrame(columns=cols)
     trees = {s.garment_id: cKDTree(pts[s.garment_id]) for s in train}
@@ -69,7 +70,7 @@ def nearest_train_distances(meshes: dict, specs: list, n_points: int = 10000, se
             if d < best:
                 best, best_s = d, s
         rows.append({"id": t.garment_id, "category": t.category, "nearest_train_id": best_s.garment_id,
-                     "nearest_train_category": best_s.category, "chamfer": best})
+                     "nearest_train_category": best_s.category, "chamfer": best, "split": t.split})
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -93,7 +94,9 @@ def _chamfer_bounded(a: np.ndarray, b: np.ndarray, tree_b, tree_a, bound: float,
 def write_diversity(meshes: dict, specs: list, out: Path) -> dict:
     """Write ``out/diversity.csv`` (:func:`nearest_train_distances` of the garments that
     have a mesh) and return its summary: median, minimum and per-category median of the
-    nearest-train Chamfer, x 1e3 (empty when there is no test or no training garment)."""
+    test garments' nearest-train Chamfer, x 1e3, and the median of the style-shifted
+    garments' (``shifted_nearest_train_chamfer_median_1e3``, when there are any). Empty
+    when there is no test or no training garment."""
     from anchorudf.utils.io import write_text
 
     from anchorudf.data.manifest import stable_float
@@ -102,9 +105,13 @@ def write_diversity(meshes: dict, specs: list, out: Path) -> dict:
     df = nearest_train_distances(meshes, specs)
     df["chamfer"] = [stable_float(c) for c in df["chamfer"]]  # same text across machines
     write_text(Path(out) / "diversity.csv", df.to_csv(index=False, lineterminator="\n"))
-    if df.empty:
-        return {}
-    per_cat = df.groupby("category")["chamfer"].median()
-    return {"nearest_train_chamfer_median_1e3": float(df["chamfer"].median() * 1e3),
-            "nearest_train_chamfer_min_1e3": float(df["chamfer"].min() * 1e3),
-            "nearest_train_chamfer_by_category_1e3": {k: float(v * 1e3) for k, v in per_cat.items()}}
+    shifted, df = df[df["split"] == "shifted"], df[df["split"] == "test"]
+    out = {}
+    if not df.empty:
+        per_cat = df.groupby("category")["chamfer"].median()
+        out = {"nearest_train_chamfer_median_1e3": float(df["chamfer"].median() * 1e3),
+               "nearest_train_chamfer_min_1e3": float(df["chamfer"].min() * 1e3),
+               "nearest_train_chamfer_by_category_1e3": {k: float(v * 1e3) for k, v in per_cat.items()}}
+    if not shifted.empty:
+        out["shifted_nearest_train_chamfer_median_1e3"] = float(shifted["chamfer"].median() * 1e3)
+    return out

@@ -151,6 +151,7 @@ def _process(item: SourceItem, root: Path, out_dir: Path, up_axis: str, units: s
     from anchorudf.data.manifest import manifest_row
     from anchorudf.data.meshio import save_garment
     from anchorudf.data.normalize import clean_mesh, normalize_mesh
+    from anchorudf.data.orientation import orientation_findings
 
     rel = item.path.relative_to(root).as_posix()
     try:
@@ -162,6 +163,7 @@ def _process(item: SourceItem, root: Path, out_dir: Path, up_axis: str, units: s
         mesh, scale, offset = normalize_mesh(mesh, up_axis=up_axis, units=units)
         size = f"size {mesh.metadata['size_m']:.4g} m (source units {mesh.metadata['source_units']}"
         notes = clean_notes + notes + [size + (", guessed)" if units == "auto" else ")")]
+        notes += orientation_findings(mesh)  # looks rotated: the up axis may be wrong
         mesh_rel = save_garment(out_dir, item.garment_id, mesh)
         changed = (len(mesh.vertices), len(mesh.faces)) != n_in
         row = manifest_row(item.garment_id, item.category, "", item.group, rel, mesh_rel, mesh, scale, offset,
@@ -211,6 +213,19 @@ def _reject_list(rejects: list[dict]) -> str:
     return "\n".join(f"  {r['file']}: {r['reason']}" for r in rejects)
 
 
+def suspect_orientations(rows: list[dict]) -> dict[str, str]:
+    """``{garment id: orientation findings}`` of the manifest rows whose notes hold an
+    ``orientation:`` finding (:mod:`anchorudf.data.orientation`)."""
+    from anchorudf.data.orientation import ORIENTATION_PREFIX
+
+    out = {}
+    for r in rows:
+        found = [n.strip() for n in str(r.get("notes", "")).split(";") if n.strip().startswith(ORIENTATION_PREFIX)]
+        if found:
+            out[str(r["id"])] = "; ".join(found)
+    return out
+
+
 def ingest_dataset(input_dir: Path, fmt: str, out_dir: Path, *, categories: list[str] | None,
                    test_fraction: float, seed: int, strict: bool, up_axis: str = "+Y",
                    workers: int = 1, units: str = "auto") -> IngestResult:
@@ -246,6 +261,12 @@ def ingest_dataset(input_dir: Path, fmt: str, out_dir: Path, *, categories: list
     if strict and rejects:
         raise IngestError(f"{input_dir}: {len(rejects)} of {len(items)} files rejected "
                           f"(strict mode):\n" + _reject_list(rejects), rejects)
+    rotated = suspect_orientations(rows)
+    if rotated:
+        warnings.warn(f"{input_dir}: {len(rotated)} of {len(rows)} garments look rotated in the garment frame "
+                      f"(+Y up, front +Z) with up axis {up_axis.strip()}; check --up-axis / garments.up_axis "
+                      f"(manifest notes 'orientation:'): " + ", ".join(sorted(rotated)[:10])
+                      + (" ..." if len(rotated) > 10 else ""), IngestWarning, stacklevel=2)
     split = assign_splits([r["group"] for r in rows], test_fraction, seed)
     for r in rows:
         r["split"] = split[r["group"]]

@@ -1,11 +1,20 @@
 """The evaluate stage: reconstruct every test view, score it, compare with baselines.
 
+The garments of split ``test`` (the default test set) and of split ``shifted`` (the
+default set's style-shifted garments: poses, cuts and cloth outside the training ranges)
+are evaluated alike and aggregated separately: the returned metrics keep the test set's
+methods at the top level, the shifted set's under ``"shifted"``, and the ratio shifted /
+test of each method's metrics under ``"shifted_ratio"``.
+
 Outputs::
 
-    out_dir/views.csv             one row per (test garment, yaw, method)
-    out_dir/pictures/<id>.png     input, ground truth, points and mesh, front and side
-    out_dir/index.html            the pictures with their metrics
-    recon_dir/<id>/yaw_<yaw>/     points.ply, anchors.ply, mesh.ply, mesh.obj (view NDC)
+    out_dir/views.csv             one row per (evaluated garment, yaw, method), with its split
+    out_dir/pictures/<id>.png     ground truth, reconstruction, error: input view, side, back
+    out_dir/contact_sheet.png     every evaluated garment in one picture
+    out_dir/3d/                   plotly.min.js and garments.js of the page's 3D view
+    out_dir/index.html            the pictures with their metrics, and the 3D view
+    recon_dir/<id>/yaw_<yaw>/     points.ply, anchors.ply, mesh.ply (coloured), mesh.obj,
+                                  mesh.glb (coloured) (view NDC)
 
 The aggregated metrics are returned (the caller writes metrics.json).
 
@@ -55,7 +64,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["METRICS", "GroundTruth", "aggregate", "check_inputs", "evaluate", "score"]
+__all__ = ["EVAL_SPLITS", "METRICS", "GroundTruth", "aggregate", "check_inputs", "evaluate", "score",
+           "summarise_splits"]
+
+#: Manifest splits the stage evaluates: the test set, and the style-shifted set when present.
+EVAL_SPLITS = ("test", "shifted")
+
+
+def summarise_splits(table) -> dict:
+    """Aggregated metrics of a views table with a ``split`` column: the ``test`` rows'
+    methods at the top level (:func:`aggregate`), and when there are ``shifted`` rows,
+    ``"shifted"``: their aggregate, and ``"shifted_ratio"``: per method present in both,
+    shifted / test of each metric (``None`` where either is missing or the test value is 0;
+    for fscore, side_iou and grad_cos a ratio below 1 is the worse side)."""
+    summary = aggregate(table[table["split"] == "test"])
+    shifted = table[table["split"] == "shifted"]
+    if len(shifted):
+        summary["shifted"] = aggregate(shifted)
+        summary["shifted_ratio"] = {
+            method: {k: (e[k] / summary[method][k] if e[k] is not None and summary[method][k] else None)
+                     for k in METRICS}
+            for method, e in summary["shifted"].items() if method in summary}
+    return summary
 
 
 @dataclass
@@ -147,9 +177,9 @@ def evaluate(p: Params, garments_dir: Path, render_dir: Path, cache_dir: Path, m
     ensure_writable_dir(out_dir)
     ensure_writable_dir(recon_dir)
     df = read_manifest(garments_dir)
-    test = df[df["split"] == "test"]
-    if test.empty:
+    if not (df["split"] == "test").any():
         raise ValueError(f"{garments_dir}: no test garments in the manifest")
+    test = df[df["split"].isin(EVAL_SPLITS)]
     check_inputs(p, df, garments_dir, render_dir, cache_dir)
     device = resolve_device_type(p.train.device)
     model, _ = load_model(model_dir, device=device)
@@ -181,7 +211,7 @@ def check_inputs(p: Params, df, garments_dir: Path, render_dir: Path, cache_dir:
     verify_cache(cache_dir, gt_points=p.evaluate.gt_points, garments_dir=garments_dir, only="anchors")
     meshes = mesh_sha256s(garments_dir, df)
     wanted = render_layout.render_params(p.render)
-    ids = df["id"] if p.evaluate.baselines else df.loc[df["split"] == "test", "id"]
+    ids = df["id"] if p.evaluate.baselines else df.loc[df["split"].isin(EVAL_SPLITS), "id"]
     for gid in ids:
         views = render_layout.load_views(render_dir, gid, mesh_sha256=meshes[gid], params=wanted)
         for yaw in p.render.test_yaws:
@@ -207,18 +237,22 @@ def _test_view(render_dir: Path, garment_id: str, yaw: float) -> View:
 
 
 def _reconstruct(model: AnchorUDF, rgb: np.ndarray, mask: np.ndarray, p: Params, device: str) -> Reconstruction:
-    """Reconstruct one masked view; torch's RNG is reseeded with evaluate.seed first."""
+    """Reconstruct one masked view; torch's RNG is reseeded with evaluate.seed first. The
+    mesh gets vertex colours from the view's image (:func:`anchorudf.reconstruct.colors.colorize`)."""
     import torch
+
+    from anchorudf.reconstruct.colors import colorize
 
     image, _ = image_tensors(rgb, mask)
     torch.manual_seed(p.evaluate.seed)
-    return reconstruct_image(model, image, p.evaluate, delta=p.train.delta, device=device)
+    rec = reconstruct_image(model, image, p.evaluate, delta=p.train.delta, device=device)
+    return colorize(rec, rgb, mask, backend=p.render.backend)
 
 
 def _score_view(r, yaw: float, rec: Reconstruction, gt: GroundTruth, mask: np.ndarray,
                 calib: np.ndarray, p: Params, seed: int, retrieval: Retrieval | None) -> list[dict]:
     """views.csv rows of one view: points, mesh (if any), predicted anchors, baselines."""
-    base = {"id": r.id, "category": r.category, "yaw": float(yaw)}
+    base = {"id": r.id, "category": r.category, "yaw": float(yaw), "split": r.split}
     rows = [base | {"method": "anchorudf_points"} | score(rec.points, gt, calib, p, seed)]
     if len(rec.mesh_faces):
         mp, _ = mesh_points(rec.mesh_vertices, rec.mesh_faces, p.evaluate.metric_points, seed)
@@ -233,8 +267,10 @@ def _score_view(r, yaw: float, rec: Reconstruction, gt: GroundTruth, mask: np.nd
 
 
 def _write_results(table, pictures: dict, out_dir: Path) -> dict:
-    """views.csv, the pictures and index.html; returns the aggregated metrics."""
+    """views.csv, the pictures and index.html; returns the aggregated metrics
+    (:func:`summarise_splits`)."""
+    table = table[[c for c in table.columns if c != "split"] + ["split"]]  # split last: old columns keep their places
     write_text(out_dir / "views.csv", table.to_csv(index=False, lineterminator="\n", float_format="%.6g"))
-    summary = aggregate(table)
+    summary = summarise_splits(table)
     write_index(out_dir, pictures, table, summary)
     return summary

@@ -32,11 +32,26 @@ def aggregate(table) -> dict:
     return out
 
 
+#: Top-level keys of the evaluate summary that are not methods (see
+#: anchorudf.evaluate.stage.summarise_splits).
+SPLIT_KEYS = ("shifted", "shifted_ratio")
+
+
 def format_table(summary: dict) -> str:
-    """A plain-text table of the aggregated metrics, one row per method."""
+    """A plain-text table of the aggregated metrics, one row per method; when the summary
+    has a style-shifted section, its table too and the headline ratio shifted / default of
+    the dense points' paper Chamfer."""
     head = f"{'method':<20}" + "".join(f"{k:>19}" for k in METRICS)
-    lines = [head, "-" * len(head)]
-    for method, e in summary.items():
-        lines.append(f"{method:<20}" + "".join(f"{e[k]:>19.4f}" if e[k] is not None else f"{'n/a':>19}"
-                                               for k in METRICS))
+
+    def rows(entries: dict) -> list[str]:
+        return [f"{method:<20}" + "".join(f"{e[k]:>19.4f}" if e[k] is not None else f"{'n/a':>19}"
+                                          for k in METRICS)
+                for method, e in entries.items() if method not in SPLIT_KEYS]
+
+    lines = [head, "-" * len(head)] + rows(summary)
+    if "shifted" in summary:
+        lines += ["", "style-shifted garments (split shifted)", head, "-" * len(head)] + rows(summary["shifted"])
+        ratio = summary.get("shifted_ratio", {}).get("anchorudf_points", {}).get("paper_chamfer_1e3")
+        text = f"{ratio:.2f}x" if ratio is not None else "n/a"
+        lines.append(f"shifted / default paper Chamfer (anchorudf_points): {text}")
     return "\n".join(lines)

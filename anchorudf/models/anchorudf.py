@@ -5,6 +5,14 @@ distances are NDC units (garment distance times the calib scale).
 
 Use ``forward`` for training (every stack's prediction, for deep supervision) and
 ``encode`` once per image + ``query`` many times for reconstruction.
+
+Input sizes: the model takes ``image_size`` px images (``render.size``); the coarse level
+sees them area-downsampled to ``model.coarse_size`` (by a whole factor, so every coarse
+pixel is the mean of an aligned block of fine pixels and both images cover the same NDC
+square). AnchorUDF-HD (``model.hd_enabled``, paper section 4.4 / PIFuHD) adds a fine level:
+a fine image encoder on the full-size image, and a fine decoder reading the fine
+pixel-aligned feature together with the coarse decoder's intermediate activation (the
+"3D embedding"). ``query`` returns the fine level's distances for HD models.
 """
 
 from __future__ import annotations
@@ -13,11 +21,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from anchorudf.config import ModelConfig
 from anchorudf.models.anchors import AnchorHead
 from anchorudf.models.decoder import Decoder
-from anchorudf.models.hourglass import HourglassEncoder, bottleneck_side
+from anchorudf.models.hourglass import FineEncoder, HourglassEncoder, bottleneck_side, fine_feature_side
 from anchorudf.models.position import (PositionCNN, sample_image_features, sample_volume_features,
                                        voxelize)
 
@@ -29,6 +38,7 @@ class Encoded:
     features: list[torch.Tensor]  # stacks x (B, C, H/4, W/4) image feature maps
     anchors: torch.Tensor  # (B, K, 3) predicted anchors, NDC
     volume: torch.Tensor | None  # (B, P, G, G, G) position features [.., z, y, x]; anchors variant only
+    fine: torch.Tensor | None = None  # (B, C_hd, S/2, S/2) fine image features; HD models only
 
 
 def position_dim(cfg: ModelConfig) -> int:
@@ -48,58 +58,121 @@ def apply_calib(calib: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
 
 class AnchorUDF(nn.Module):
-    """The network; ``anchor_count`` anchors, square ``image_size`` px RGB input."""
+    """The network; ``anchor_count`` anchors, square ``image_size`` px RGB input.
+
+    The coarse level works on the input area-downsampled to ``cfg.coarse_size`` (0: the
+    input itself); ``cfg.hd_enabled`` adds the fine level (``hd_encoder``, ``hd_decoder``),
+    registered after every coarse module so a coarse model's parameters (and their order,
+    which optimizer states follow) are the first ones of the HD model.
+    """
 
     def __init__(self, cfg: ModelConfig, anchor_count: int, image_size: int) -> None:
         super().__init__()
-        side = bottleneck_side(image_size, cfg.depth)
+        coarse = cfg.coarse_size or image_size
+        if image_size % coarse:
+            raise ValueError(f"model.coarse_size {coarse} must divide the input size (render.size) {image_size}")
+        side = bottleneck_side(coarse, cfg.depth)
         if side < 1:
-            raise ValueError(f"render.size {image_size} is too small for model.depth {cfg.depth}: "
+            what = "model.coarse_size" if cfg.coarse_size else "render.size"
+            raise ValueError(f"{what} {coarse} is too small for model.depth {cfg.depth}: "
                              f"need at least {4 * 2 ** cfg.depth} px")
         self.cfg = cfg
         self.anchor_count = anchor_count
         self.image_size = image_size
+        self.coarse_size = coarse
         self.encoder = HourglassEncoder(cfg.stacks, cfg.depth, cfg.channels, cfg.norm)
         self.anchor_head = AnchorHead(cfg.channels, side, anchor_count, cfg.norm)
         self.position_cnn = PositionCNN(cfg.pos_channels, cfg.pos_levels) if cfg.position_feature == "anchors" else None
         self.decoder = Decoder(cfg.channels + position_dim(cfg), list(cfg.decoder), cfg.output)
-        self._frozen = False
+        self.hd_encoder: FineEncoder | None = None
+        self.hd_decoder: Decoder | None = None
+        if cfg.hd_enabled:
+            if fine_feature_side(image_size) // 2 ** cfg.hd_depth < 1:
+                raise ValueError(f"render.size {image_size} is too small for model.hd_depth {cfg.hd_depth}: "
+                                 f"need at least {2 ** (cfg.hd_depth + 1)} px")
+            self.hd_encoder = FineEncoder(cfg.hd_channels, cfg.hd_depth, cfg.norm)
+            self.hd_decoder = Decoder(cfg.hd_channels + self.decoder.embed_dim, list(cfg.hd_decoder), cfg.output)
+        self._frozen: list[nn.Module] = []
+
+    @property
+    def hd(self) -> bool:
+        """Whether this is an AnchorUDF-HD model (``query`` then returns the fine level)."""
+        return self.hd_decoder is not None
 
     # -- phases ------------------------------------------------------------------------
     def encoder_modules(self) -> list[nn.Module]:
-        """Everything but the decoder: frozen in the GDA fine-tuning phase."""
+        """The coarse level but its decoder: frozen in the GDA fine-tuning phase."""
         mods: list[nn.Module] = [self.encoder, self.anchor_head]
         if self.position_cnn is not None:
             mods.append(self.position_cnn)
         return mods
 
-    def freeze_encoders(self, frozen: bool = True) -> None:
-        """Stop gradients into the encoders and keep them in eval mode (fixed BatchNorm stats)."""
+    def coarse_modules(self) -> list[nn.Module]:
+        """Every module of the coarse level (AnchorUDF without HD)."""
+        return self.encoder_modules() + [self.decoder]
+
+    def hd_modules(self) -> list[nn.Module]:
+        """The fine level's modules (empty without HD)."""
+        return [m for m in (self.hd_encoder, self.hd_decoder) if m is not None]
+
+    def set_train_phase(self, phase: str, hd_train: str = "all") -> None:
+        """Freeze what training phase ``phase`` does not train: no gradients, eval mode
+        (fixed BatchNorm statistics).
+
+        main: the fine level is frozen; gda: the fine level and the coarse encoders;
+        hd: nothing (``hd_train="all"``, the paper) or the whole coarse level (``"fine"``).
+        """
+        if phase == "main":
+            frozen = self.hd_modules()
+        elif phase == "gda":
+            frozen = self.hd_modules() + self.encoder_modules()
+        elif phase == "hd":
+            if not self.hd:
+                raise ValueError("training phase 'hd' needs an HD model (model.hd_enabled)")
+            frozen = self.coarse_modules() if hd_train == "fine" else []
+        else:
+            raise ValueError(f"unknown training phase {phase!r} (main, gda, hd)")
         self._frozen = frozen
-        for m in self.encoder_modules():
-            m.requires_grad_(not frozen)
+        for m in self.coarse_modules() + self.hd_modules():
+            m.requires_grad_(not any(m is f for f in frozen))
         self.train(self.training)
+
+    def freeze_encoders(self, frozen: bool = True) -> None:
+        """Stop gradients into the encoders and keep them in eval mode (the GDA phase)."""
+        self.set_train_phase("gda" if frozen else "main")
 
     def train(self, mode: bool = True) -> "AnchorUDF":
         super().train(mode)
-        if self._frozen:
-            for m in self.encoder_modules():
-                m.eval()
+        for m in self._frozen:
+            m.eval()
         return self
 
     # -- inference API -----------------------------------------------------------------
-    def encode(self, image: torch.Tensor) -> Encoded:
-        """image (B, 3, S, S), RGB in [0, 1], S = image_size -> :class:`Encoded`."""
+    def coarse_image(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, C, S, S) input -> (B, C, s, s) coarse input, s = ``coarse_size``: the mean of
+        each aligned (S/s)^2 block (area downsampling; identity when s = S)."""
+        factor = self.image_size // self.coarse_size
+        return image if factor == 1 else F.avg_pool2d(image, factor)
+
+    def encode(self, image: torch.Tensor, fine: bool | None = None) -> Encoded:
+        """image (B, 3, S, S), RGB in [0, 1], S = image_size -> :class:`Encoded`.
+
+        ``fine``: also run the fine encoder (default: whenever the model is an HD model;
+        the coarse training phases pass False to skip it)."""
         if image.dim() != 4 or image.shape[1] != 3 or tuple(image.shape[-2:]) != (self.image_size,) * 2:
             raise ValueError(f"AnchorUDF expects images (B, 3, {self.image_size}, {self.image_size}), "
                              f"got {tuple(image.shape)}")
-        features, bottleneck = self.encoder(image)
+        fine = self.hd if fine is None else fine
+        if fine and not self.hd:
+            raise ValueError("fine features need an HD model (model.hd_enabled)")
+        features, bottleneck = self.encoder(self.coarse_image(image))
         anchors = self.anchor_head(bottleneck)  # (B, K, 3)
         volume = None
         if self.position_cnn is not None:
             # Detached: the position branch must not pull the anchors away from their targets.
             volume = self.position_cnn(voxelize(anchors.detach(), self.cfg.grid))
-        return Encoded(features, anchors, volume)
+        fine_map = self.hd_encoder(image) if fine else None
+        return Encoded(features, anchors, volume, fine_map)
 
     def decoder_input(self, enc: Encoded, points: torch.Tensor, stack: int = -1) -> torch.Tensor:
         """(B, N, 3) NDC points -> (B, N, D) decoder input [image feature, position feature]."""
@@ -118,32 +191,70 @@ class AnchorUDF(nn.Module):
         """Distances (NDC units) of every stack: stacks x (B, N)."""
         return [self.decoder(self.decoder_input(enc, points, s)) for s in range(len(enc.features))]
 
-    def query(self, enc: Encoded, points: torch.Tensor) -> torch.Tensor:
-        """(B, N, 3) NDC points -> (B, N) distances (NDC units) of the last stack."""
+    def query_coarse(self, enc: Encoded, points: torch.Tensor) -> torch.Tensor:
+        """(B, N, 3) NDC points -> (B, N) distances (NDC units) of the coarse level's last stack."""
         return self.decoder(self.decoder_input(enc, points, -1))
+
+    def fine_from_embedding(self, enc: Encoded, points: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        """The fine decoder on [fine pixel-aligned feature, coarse 3D embedding] -> (B, N)."""
+        if enc.fine is None or self.hd_decoder is None:
+            raise ValueError("the fine level needs an HD model and fine features (encode(image, fine=True))")
+        feat = sample_image_features(enc.fine, points)
+        return self.hd_decoder(torch.cat([feat, embedding.to(feat.dtype)], dim=-1))
+
+    def query_fine(self, enc: Encoded, points: torch.Tensor) -> torch.Tensor:
+        """(B, N, 3) NDC points -> (B, N) distances of the fine level (HD models)."""
+        _, embedding = self.decoder.forward_with_embedding(self.decoder_input(enc, points, -1))
+        return self.fine_from_embedding(enc, points, embedding)
+
+    def query(self, enc: Encoded, points: torch.Tensor, level: str = "auto") -> torch.Tensor:
+        """(B, N, 3) NDC points -> (B, N) distances (NDC units) the model predicts.
+
+        ``level``: auto = the fine level for HD models (paper section 4.4), else the coarse
+        level's last stack; coarse / fine choose explicitly."""
+        if level == "auto":
+            level = "fine" if self.hd else "coarse"
+        if level == "fine":
+            return self.query_fine(enc, points)
+        if level == "coarse":
+            return self.query_coarse(enc, points)
+        raise ValueError(f"query level {level!r}: expected auto, coarse or fine")
 
     # -- training ----------------------------------------------------------------------
     def forward(self, image: torch.Tensor, points: torch.Tensor, calib: torch.Tensor | None = None,
-                with_grad: bool = False, last_only: bool = False) -> dict:
+                with_grad: bool = False, last_only: bool = False, fine: bool = False) -> dict:
         """Predict distances at query points for every stack.
 
         image (B, 3, S, S); points (B, N, 3) in NDC, or in the garment frame when ``calib``
         (B, 4, 4) is given (mapped to NDC by it; distances stay NDC units).
-        Returns ``udf``: stacks x (B, N); ``anchors``: (B, K, 3) NDC; with ``with_grad``
-        also ``grad``: (B, N, 3) d udf[-1] / d points (one autograd pass, differentiable
-        when training so a loss on it trains the decoder). ``last_only``: decode the last
-        stack only (``udf`` is then a one-element list).
+        Returns ``udf``: stacks x (B, N) of the coarse level; ``anchors``: (B, K, 3) NDC;
+        with ``fine`` (HD models) also ``udf_fine``: (B, N) of the fine level; with
+        ``with_grad`` also ``grad``: (B, N, 3) d f / d points of the prediction used at
+        inference (``udf_fine`` with ``fine``, else ``udf[-1]``; one autograd pass,
+        differentiable when training so a loss on it trains the decoder). ``last_only``:
+        decode the coarse level's last stack only (``udf`` is then a one-element list).
         """
         if with_grad and not points.requires_grad:
             points = points.detach().requires_grad_(True)
         ndc = apply_calib(calib.to(points.dtype), points) if calib is not None else points
-        enc = self.encode(image)
-        udf = [self.query(enc, ndc)] if last_only else self.query_all(enc, ndc)
+        enc = self.encode(image, fine=fine)
+        last = len(enc.features) - 1
+        udf, embedding = [], None
+        for s in ([last] if last_only else range(last + 1)):
+            x = self.decoder_input(enc, ndc, s)
+            if fine and s == last:
+                y, embedding = self.decoder.forward_with_embedding(x)
+            else:
+                y = self.decoder(x)
+            udf.append(y)
         out = {"udf": udf, "anchors": enc.anchors}
+        if fine:
+            out["udf_fine"] = self.fine_from_embedding(enc, ndc, embedding)
         if with_grad:
             # Each prediction depends on its own point only, so the gradient of the sum
             # is every point's own spatial gradient.
-            (grad,) = torch.autograd.grad(udf[-1].float().sum(), points,
+            target = out["udf_fine"] if fine else udf[-1]
+            (grad,) = torch.autograd.grad(target.float().sum(), points,
                                           create_graph=torch.is_grad_enabled() and self.training)
             out["grad"] = grad
         return out

@@ -248,8 +248,11 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[AnchorUDF, dict[s
     meta = verify_folder(folder, MODEL_FILES)
     config = folder / "config.json"
     try:
-        cfg = params_from_dict({"model": meta["model"]}).model
-        model = AnchorUDF(cfg, int(meta["anchor_count"]), int(meta["image_size"]))
+        # render.size = the input size, so the model config is validated against it
+        # (model.coarse_size, the depths).
+        size = int(meta["image_size"])
+        cfg = params_from_dict({"model": meta["model"], "render": {"size": size}}).model
+        model = AnchorUDF(cfg, int(meta["anchor_count"]), size)
     except ConfigError as exc:
         raise CheckpointError(f"{config}: not a valid model config ({exc})") from None
     except (KeyError, TypeError, ValueError) as exc:
@@ -257,3 +260,50 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[AnchorUDF, dict[s
     load_weights(folder, model, device, source=str(config))
     model.to(device).eval()
     return model, meta
+
+
+#: Model config keys of the fine level only: a coarse model lacks them (or has them off).
+HD_KEYS = ("hd_enabled", "hd_channels", "hd_depth", "hd_decoder")
+#: Prefixes of the fine level's tensors in an HD model's state dict.
+HD_PREFIXES = ("hd_encoder.", "hd_decoder.")
+
+
+def load_coarse_weights(path: str | Path, model: AnchorUDF) -> dict[str, Any]:
+    """Load a coarse (AnchorUDF, not HD) model or checkpoint folder into the coarse level of
+    the HD model ``model``; the fine level keeps its (fresh) weights.
+
+    This is the one explicit way to load weights that do not fit a model exactly; the
+    general check (:func:`load_weights`) stays strict. The folder is verified as a model of
+    its own (:func:`load_model`: checksums, tensors against its own config), then it must
+    fit ``model``'s coarse level: the same model config on every key but the ``hd_*``
+    ones, the same anchor count and the same coarse input side (``model.coarse_size``, or
+    the image size of a model without one: a coarse model trained on 512 px renders fits
+    an HD model reading 1024 px renders with coarse_size 512, as in the paper). Its
+    tensors must be exactly the HD model's non-fine tensors. Returns its config.json.
+    """
+    if not model.hd:
+        raise CheckpointError(f"{path}: load_coarse_weights loads into an HD model (model.hd_enabled); "
+                              "this model has no fine level: use load_model / load_weights")
+    coarse, meta = load_model(path, device="cpu")
+    source = Path(path)
+    if coarse.hd:
+        raise CheckpointError(f"{source}: already an AnchorUDF-HD model (model.hd_enabled), not a coarse one")
+    have, made = dataclasses.asdict(model.cfg), dataclasses.asdict(coarse.cfg)
+    for key in sorted(set(have) & set(made) - set(HD_KEYS) - {"coarse_size"}):
+        if have[key] != made[key]:
+            raise CheckpointError(f"{source}: made for model.{key} {made[key]!r}, the HD model has "
+                                  f"model.{key} {have[key]!r}: not its coarse level")
+    if coarse.coarse_size != model.coarse_size:
+        raise CheckpointError(f"{source}: its coarse level reads {coarse.coarse_size} px images, the HD "
+                              f"model's reads {model.coarse_size} px (model.coarse_size)")
+    if coarse.anchor_count != model.anchor_count:
+        raise CheckpointError(f"{source}: made for {coarse.anchor_count} anchors, the HD model has "
+                              f"{model.anchor_count}")
+    state = coarse.state_dict()
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith(HD_PREFIXES)}
+    if set(own) != set(state) or any(tuple(own[k].shape) != tuple(state[k].shape) for k in own):
+        odd = sorted(set(own) ^ set(state)) or [k for k in own if tuple(own[k].shape) != tuple(state[k].shape)]
+        raise CheckpointError(f"{source}: tensor {odd[0]} does not fit the HD model's coarse level")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith(HD_PREFIXES) for k in missing), (missing, unexpected)
+    return meta

@@ -45,11 +45,34 @@ class Decoder(nn.Module):
             self.out.weight.uniform_(-_INIT_OUT_WEIGHT, _INIT_OUT_WEIGHT)
             self.out.bias.fill_(_inverse_activation(output, INIT_DISTANCE))
 
+    @property
+    def embed_layer(self) -> int:
+        """Index of the hidden layer whose activation is the 3D embedding of the HD level:
+        the second to last (PIFuHD's merge layer: the 256 of 1024-512-256-128), or the only one."""
+        return max(len(self.hidden) - 2, 0)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.hidden[self.embed_layer].out_features
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_embedding(x)[0]
+
+    def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(distances (B, N), the activation of hidden layer :attr:`embed_layer` (B, N, embed_dim)).
+
+        The distances are exactly those of :meth:`forward` (the same operations)."""
         h = x
+        embedding = x
         for i, layer in enumerate(self.hidden):
             h = F.leaky_relu(layer(h if i == 0 else torch.cat([h, x], dim=-1)), 0.2)
+            if i == self.embed_layer:
+                embedding = h
         y = self.out(torch.cat([h, x], dim=-1)).squeeze(-1)
+        return self.activate(y), embedding
+
+    def activate(self, y: torch.Tensor) -> torch.Tensor:
+        """The output activation keeping distances >= 0."""
         if self.output == "softplus":
             return F.softplus(y)
         if self.output == "abs":

@@ -118,3 +118,30 @@ class HourglassEncoder(nn.Module):
             if s < len(self.hourglasses) - 1:
                 x = x + self.merge_features[s](y) + self.merge_outputs[s](out)
         return outputs, bottleneck
+
+
+def fine_feature_side(image_size: int) -> int:
+    """Side of the fine encoder's feature map for an ``image_size`` input (one stride-2 conv)."""
+    return (image_size + 1) // 2
+
+
+class FineEncoder(nn.Module):
+    """PIFuHD's fine-level image encoder (AnchorUDF-HD, paper section 4.4): shallower and
+    thinner than the coarse one, at a higher resolution.
+
+    A stride-2 stem (no further downsampling: 1024 px -> 512x512 maps in the paper, as in
+    PIFuHD's fine level), one hourglass of ``depth`` levels and a 1x1 head;
+    ``channels`` feature channels (16 in PIFuHD). Returns (B, C, ceil(H/2), ceil(W/2)).
+    """
+
+    def __init__(self, channels: int, depth: int, norm: str) -> None:
+        super().__init__()
+        c = channels
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 7, stride=2, padding=3, bias=False), make_norm(norm, c),
+                                  nn.ReLU(), Residual(c, c, norm))
+        self.hourglass = Hourglass(depth, c, norm)
+        self.head = nn.Sequential(Residual(c, c, norm), nn.Conv2d(c, c, 1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        y, _ = self.hourglass(self.stem(image))
+        return self.head(y)

@@ -23,13 +23,15 @@ class Reconstruction:
     anchors: np.ndarray           # (K, 3) float32 predicted anchors
     mesh_vertices: np.ndarray     # (V, 3) float64 (empty when meshing is off)
     mesh_faces: np.ndarray        # (F, 3) int64
+    mesh_colors: np.ndarray | None = None  # (V, 3) uint8 from the input image (reconstruct.colors)
 
 
 def reconstruct_image(model: AnchorUDF, image: torch.Tensor, cfg: EvaluateConfig, delta: float, device: str = "cpu",
                       mesh: bool | None = None) -> Reconstruction:
     """Run the model on a (3, H, W) float tensor (masked RGB in [0, 1]).
 
-    The image is encoded once; the UDF of the last stack is then queried in batches of
+    The image is encoded once; the model's UDF (``model.query``: the fine level of an
+    AnchorUDF-HD model, else the coarse level's last stack) is then queried in batches of
     ``cfg.batch_points`` by the NDF projection (:func:`dense_point_cloud`) and, if
     ``mesh``, by the UDF meshing (:func:`udf_mesh`).
     """

@@ -1,4 +1,4 @@
-"""One user image -> points, mesh, anchors and a preview (behind ``anchorudf reconstruct``)."""
+"""One user image -> points, a coloured mesh, anchors and a preview (behind ``anchorudf reconstruct``)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,18 @@ def run_reconstruct(image: Path, mask: Path | None, checkpoint: Path, out: Path,
     Outputs are in the NDC of the framed input (x right, y up, z towards the camera; the
     garment's larger silhouette side spans ``render.fill`` of [-1, 1]). ``out`` is checked
     for writability first; our files left there by an earlier run (``mesh.*`` after
-    ``--no-mesh``, ...) are removed, other files are kept and not listed.
+    ``--no-mesh``, ...) are removed, other files are kept and not listed. The mesh's
+    vertices carry colours from the framed input image (``mesh.ply``, ``mesh.glb``);
+    ``preview.png`` shows the input, the coloured mesh and the shaded mesh from the front,
+    the side and the back (point splats when there is no mesh).
     """
     from anchorudf.data.images import image_tensors
     from anchorudf.models.checkpoint import load_model
+    from anchorudf.reconstruct.colors import colorize
     from anchorudf.reconstruct.image import reconstruct_image
     from anchorudf.reconstruct.outputs import remove_outputs, write_garment_outputs
-    from anchorudf.render.pictures import mesh_points, panel, save_png, splat
+    from anchorudf.render.pictures import panel, save_png, splat
+    from anchorudf.render.shaded import render_mesh
     from anchorudf.utils.device import resolve_device_type
     from anchorudf.utils.io import ensure_writable_dir
 
@@ -38,13 +43,20 @@ def run_reconstruct(image: Path, mask: Path | None, checkpoint: Path, out: Path,
     img, _ = image_tensors(rgb, m)
     rec = reconstruct_image(model, img, p.evaluate, delta=float(meta["params"]["train"]["delta"]),
                             device=device, mesh=mesh)
+    rec = colorize(rec, rgb, m, backend=p.render.backend)
     remove_outputs(out, ("preview.png",))
     written = write_garment_outputs(out, rec)
     tiles, titles = [np.where(m[..., None], rgb, 255)], ["input"]
-    mv, mn = mesh_points(rec.mesh_vertices, rec.mesh_faces, 60_000)
-    for side in (False, True):
-        tag = "side" if side else "front"
-        tiles += [splat(rec.points, 256, side=side), splat(mv, 256, normals=mn, side=side)]
-        titles += [f"points ({tag})", f"mesh ({tag})"]
-    save_png(out / "preview.png", panel(tiles, titles, 256))
+    v, f, tile = rec.mesh_vertices, rec.mesh_faces, 256
+    if len(f):
+        tiles.append(render_mesh(v, f, rec.mesh_colors, size=tile, ambient=0.6, backend=p.render.backend))
+        titles.append("mesh, image colours")
+        for yaw, tag in ((0, "front"), (90, "side"), (180, "back")):
+            tiles.append(render_mesh(v, f, size=tile, yaw=yaw, backend=p.render.backend))
+            titles.append(f"mesh ({tag})")
+    else:
+        for side in (False, True):
+            tiles.append(splat(rec.points, tile, side=side))
+            titles.append(f"points ({'side' if side else 'front'})")
+    save_png(out / "preview.png", panel(tiles, titles, tile))
     return sorted(written + [out / "preview.png"])

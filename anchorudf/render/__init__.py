@@ -16,6 +16,8 @@ _LAZY = {
     "RenderedView": "anchorudf.render.views",
     "RenderError": "anchorudf.render.views",
     "render_shard": "anchorudf.render.stage",
+    "render_mesh": "anchorudf.render.shaded",
+    "render_depth": "anchorudf.render.shaded",
 }
 
 __all__ = ["View", "load_views", "view_yaws", *_LAZY]

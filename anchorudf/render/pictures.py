@@ -1,8 +1,10 @@
-"""Pictures without OpenGL: z-buffered point splats of clouds and meshes, and panels.
+"""Pictures without OpenGL: z-buffered point splats of clouds and meshes, panels, colour maps.
 
 Everything is drawn orthographically in NDC (x right, y up, z towards the viewer), so a
 picture of a reconstruction lines up with its input image. ``side=True`` turns the
-cloud by 90 degrees about +Y first (the view from the garment's right).
+cloud by 90 degrees about +Y first (the view from the garment's right). Shaded mesh
+renders (OpenGL) are in :mod:`anchorudf.render.shaded`; the colour map of error heat maps
+and its colour bar are here.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import numpy as np
 from anchorudf.geometry.camera import yaw_rotation
 
 LIGHT = np.array([0.4, 0.5, 0.77])
+#: viridis (matplotlib's; plotly's ``Viridis``), 10 stops from low to high.
+VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779",
+           "#6ece58", "#b5de2b", "#fde725")
 
 
 def _turn(points: np.ndarray, side: bool) -> np.ndarray:
@@ -92,3 +97,43 @@ def save_png(path, image: np.ndarray) -> None:
 
     with atomic_path(path) as tmp:
         Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format="PNG")
+
+
+def colormap(values: np.ndarray, vmax: float, vmin: float = 0.0) -> np.ndarray:
+    """(N, 3) uint8 viridis colours of ``values`` over [vmin, vmax] (clipped; NaN: grey)."""
+    stops = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in VIRIDIS], dtype=np.float64)
+    x = np.asarray(values, dtype=np.float64).ravel()
+    t = np.clip((x - vmin) / max(vmax - vmin, 1e-12), 0.0, 1.0) * (len(stops) - 1)
+    t = np.nan_to_num(t, nan=0.0)
+    i = np.minimum(t.astype(np.int64), len(stops) - 2)
+    w = (t - i)[:, None]
+    out = (stops[i] * (1 - w) + stops[i + 1] * w).round().astype(np.uint8)
+    out[np.isnan(x)] = 160
+    return out
+
+
+def colorbar(height: int, width: int, vmax: float, label: str, ticks: int = 6,
+             over: bool = True) -> np.ndarray:
+    """(height, width, 3) uint8 vertical colour bar of :func:`colormap` on [0, vmax].
+
+    Tick labels right of the bar (the top one reads ``>= vmax`` when ``over``: larger
+    values are clipped to its colour), ``label`` above it.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.new("RGB", (int(width), int(height)), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=11)
+    top, bottom, left, bar_w = 34, int(height) - 10, 10, 16
+    draw.multiline_text((4, 2), label, fill=(0, 0, 0), font=font, spacing=1)
+    n = max(bottom - top, 2)
+    grad = colormap(np.linspace(vmax, 0.0, n), vmax)
+    img.paste(Image.fromarray(np.repeat(grad[:, None], bar_w, axis=1)), (left, top))
+    draw.rectangle([left - 1, top - 1, left + bar_w, top + n], outline=(0, 0, 0))
+    for k in range(ticks):
+        val = vmax * k / (ticks - 1)
+        y = top + round((n - 1) * (1 - k / (ticks - 1)))
+        draw.line([left + bar_w, y, left + bar_w + 4, y], fill=(0, 0, 0))
+        text = f"{val:.3g}" if not (over and k == ticks - 1) else f">= {val:.3g}"
+        draw.text((left + bar_w + 7, y - 6), text, fill=(0, 0, 0), font=font)
+    return np.asarray(img)

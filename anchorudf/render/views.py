@@ -61,21 +61,23 @@ def kelvin_to_rgb(kelvin: float) -> tuple[float, float, float]:
 def random_light(rng: np.random.Generator) -> dict:
     """A random directional light in NDC (towards the camera's side) plus ambient.
 
-    ``direction`` is the unit vector from the surface towards the light, in NDC.
+    ``direction`` is the unit vector from the surface towards the light, in NDC: azimuth
+    within +-75 degrees of the view axis, elevation -30..70 degrees; intensity 1.2-3.5,
+    colour temperature 2700-9000 K (warm indoor to overcast sky), ambient 0.08-0.4.
     """
-    azimuth = rng.uniform(-60.0, 60.0)
-    elevation = rng.uniform(-20.0, 60.0)
+    azimuth = rng.uniform(-75.0, 75.0)
+    elevation = rng.uniform(-30.0, 70.0)
     a, e = np.deg2rad(azimuth), np.deg2rad(elevation)
     direction = [np.sin(a) * np.cos(e), np.sin(e), np.cos(a) * np.cos(e)]
-    kelvin = rng.uniform(3500.0, 7500.0)
+    kelvin = rng.uniform(2700.0, 9000.0)
     return {
         "direction": [round(float(c), 6) for c in direction],
         "azimuth_deg": round(float(azimuth), 4),
         "elevation_deg": round(float(elevation), 4),
-        "intensity": round(float(rng.uniform(1.5, 3.0)), 4),
+        "intensity": round(float(rng.uniform(1.2, 3.5)), 4),
         "color_temperature_k": round(float(kelvin), 1),
         "color": list(kelvin_to_rgb(kelvin)),
-        "ambient": round(float(rng.uniform(0.1, 0.3)), 4),
+        "ambient": round(float(rng.uniform(0.08, 0.4)), 4),
     }
 
 

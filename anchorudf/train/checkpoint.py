@@ -4,7 +4,8 @@ On disk (every file written atomically, every folder renamed into place when com
 
     run_dir/checkpoints/step_00000500/model.safetensors   weights (float32, safetensors)
                                      /config.json         model config, anchor_count,
-                                                          image_size, step, full params
+                                                          image_size, step, full params,
+                                                          phase (of the last step done)
                                      /optimizer.pt        optimizer (+ AMP scaler) state
                                      /checksums.json      sha256 of the three files above
     run_dir/checkpoints/latest.json                       {"step": N, "path": "step_0000000N"}
@@ -33,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from anchorudf.config import Params
 from anchorudf.errors import CheckpointError
-from anchorudf.models.checkpoint import (MODEL_FILES, load_weights, model_meta, one_line, read_json,
-                                         verify_folder, write_checksums, write_model)
+from anchorudf.models.checkpoint import (MODEL_FILES, load_coarse_weights, load_weights, model_meta, one_line,
+                                         read_json, verify_folder, write_checksums, write_model)
 from anchorudf.utils.io import atomic_path, write_json
 
 if TYPE_CHECKING:  # torch is imported inside the functions (fast CLI start-up)
@@ -65,10 +66,12 @@ def _replace_dir(tmp: Path, final: Path) -> None:
 
 
 def save_checkpoint(run_dir: Path, step: int, model: AnchorUDF, optimizer: torch.optim.Optimizer,
-                    params: Params | None, extra: dict[str, Any] | None = None, keep: int = 3) -> Path:
+                    params: Params | None, extra: dict[str, Any] | None = None, keep: int = 3,
+                    phase: str | None = None) -> Path:
     """Write checkpoint ``step`` under ``run_dir/checkpoints``, point ``latest`` at it, keep
     the newest ``keep`` checkpoints. ``extra`` (e.g. the AMP scaler state) goes into
-    optimizer.pt. Returns the checkpoint folder."""
+    optimizer.pt; ``phase`` (the training phase of the last step done) into config.json.
+    Returns the checkpoint folder."""
     import torch
 
     ckdir = Path(run_dir) / "checkpoints"
@@ -76,7 +79,10 @@ def save_checkpoint(run_dir: Path, step: int, model: AnchorUDF, optimizer: torch
     final = ckdir / f"step_{step:08d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=ckdir))
     try:
-        write_model(tmp, model, model_meta(model, params, step), checksums=False)
+        meta = model_meta(model, params, step)
+        if phase is not None:
+            meta["phase"] = phase
+        write_model(tmp, model, meta, checksums=False)
         with atomic_path(tmp / "optimizer.pt") as t:
             torch.save({"optimizer": optimizer.state_dict(), "extra": extra or {}}, t)
         write_checksums(tmp)  # last: a folder with checksums.json is complete
@@ -194,19 +200,29 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def load_checkpoint(folder: Path, model: AnchorUDF, optimizer: torch.optim.Optimizer | None = None,
-                    device: str | torch.device = "cpu") -> dict[str, Any]:
+                    device: str | torch.device = "cpu", coarse: bool = False) -> dict[str, Any]:
     """Load weights (and optimizer state when given) from a checkpoint folder into
     existing objects; returns config.json's content plus ``extra`` (e.g. scaler state).
 
     Every file is verified first (checksums, tensors, optimizer state): a damaged or
     unfitting checkpoint raises :class:`CheckpointError` naming the file and loads nothing.
+    ``coarse``: the folder holds a coarse model and ``model`` is its HD model
+    (:func:`~anchorudf.models.checkpoint.load_coarse_weights`); the optimizer state of the
+    coarse parameters is carried over (they come first in the HD model, the fine ones have
+    none yet), exactly what an uninterrupted HD run holds at that step.
     """
     folder = Path(folder)
     meta = verify_folder(folder, CHECKPOINT_FILES if optimizer is not None else MODEL_FILES)
     state = None
     if optimizer is not None:
         state = _read_optimizer(folder / "optimizer.pt", device)
-    load_weights(folder, model, device)
+    if coarse:
+        load_coarse_weights(folder, model)
+        if state is not None:
+            state = {**state, "optimizer": _widen_optimizer_state(folder / "optimizer.pt", state["optimizer"],
+                                                                  optimizer)}
+    else:
+        load_weights(folder, model, device)
     meta["extra"] = {}
     if state is not None:
         try:
@@ -215,6 +231,18 @@ def load_checkpoint(folder: Path, model: AnchorUDF, optimizer: torch.optim.Optim
             raise CheckpointError(f"{folder / 'optimizer.pt'}: does not fit the optimizer ({one_line(exc)})") from None
         meta["extra"] = state.get("extra") or {}
     return meta
+
+
+def _widen_optimizer_state(path: Path, coarse: dict, optimizer: torch.optim.Optimizer) -> dict:
+    """A coarse model's optimizer state for its HD model's optimizer: one parameter group
+    whose first parameters are the coarse ones (same order), the fine ones without state."""
+    groups = coarse.get("param_groups")
+    if not isinstance(groups, list) or len(groups) != 1 or len(optimizer.param_groups) != 1:
+        raise CheckpointError(f"{path}: expected one parameter group to carry into the HD model")
+    n_coarse, n_all = len(groups[0].get("params", [])), len(optimizer.param_groups[0]["params"])
+    if n_coarse > n_all:
+        raise CheckpointError(f"{path}: holds {n_coarse} parameters, more than the HD model's {n_all}")
+    return {"state": coarse.get("state", {}), "param_groups": [{**groups[0], "params": list(range(n_all))}]}
 
 
 def _read_optimizer(path: Path, device: str | torch.device) -> dict[str, Any]:

@@ -6,6 +6,14 @@ anchor head, position CNN) frozen and L_gda added at lambda_gda on the last stac
 one used at inference); lr x lr_decay from ``round(lr_decay_at * total)`` on. A "step" is
 one optimiser update on ``batch_size`` items (the global batch, split over processes).
 
+AnchorUDF-HD (``model.hd_enabled``, paper section 4.4): ``hd_steps`` more steps follow
+(phase "hd"), training the fine level on L_udf + lambda_gda * L_gda of its output, with
+the whole model (``hd_train: all``, the paper's "continue to train the entire model"; the
+coarse losses stay on) or the fine level alone (``fine``). The fine level is frozen before.
+The HD phase restarts the lr schedule (``lr``, x ``lr_decay`` after ``lr_decay_at`` of it):
+its fine level starts from scratch. A coarse run in the run dir (same params but the HD
+ones) is continued as the HD run (see ``_resume``).
+
 Reproducibility: the data order and every item's random draw are functions of
 (seed, step) (see ``anchorudf.train.sampler``), torch's RNG is reseeded from (seed, step)
 before every step, and checkpoints hold weights + optimizer state, so a run resumed
@@ -37,14 +45,26 @@ BATCH_KEYS = ("image", "points", "udf", "direction", "anchors")
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Learning rate of (0-based) ``step``."""
-    decay_from = round(cfg.lr_decay_at * (cfg.steps + cfg.gda_steps))
+    """Learning rate of (0-based) ``step``; the HD phase has its own schedule."""
+    coarse = cfg.steps + cfg.gda_steps
+    if step >= coarse:
+        decay_from = coarse + round(cfg.lr_decay_at * cfg.hd_steps)
+    else:
+        decay_from = round(cfg.lr_decay_at * coarse)
     return cfg.lr * (cfg.lr_decay if step >= decay_from else 1.0)
 
 
 def phase_at(cfg: TrainConfig, step: int) -> str:
-    """'main' for the first ``steps`` steps, then 'gda'."""
-    return "main" if step < cfg.steps else "gda"
+    """'main' for the first ``steps`` steps, then 'gda' for ``gda_steps``, then 'hd'."""
+    if step < cfg.steps:
+        return "main"
+    return "gda" if step < cfg.steps + cfg.gda_steps else "hd"
+
+
+def total_steps(params: Params) -> int:
+    """All steps of a run: steps + gda_steps (+ hd_steps with model.hd_enabled)."""
+    t = params.train
+    return t.steps + t.gda_steps + (t.hd_steps if params.model.hd_enabled else 0)
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -83,7 +103,7 @@ class Trainer:
     def set_phase(self, phase: str) -> None:
         if phase == self.phase:
             return
-        self.model.freeze_encoders(phase == "gda")
+        self.model.set_train_phase(phase, self.cfg.hd_train)
         self.phase = phase
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -130,14 +150,18 @@ class Trainer:
         GDA phase (encoders frozen): L_udf of the last stack only (the earlier stacks'
         features no longer change, so fitting the shared decoder to them only competes
         with the stack used at inference) + lambda_gda * L_gda.
+        HD phase: L_udf of the fine output + lambda_gda * L_gda on it, plus (hd_train all)
+        the main phase's coarse losses.
         """
         from anchorudf.train.losses import anchor_chamfer, gda_loss, udf_loss
 
         cfg, b = self.cfg, self._to_device(batch)
+        if self.phase == "hd":
+            return self._hd_losses(b)
         main = self.phase == "main"
         gda_on = not main and cfg.lambda_gda > 0
         with self._autocast():
-            out = self.net(b["image"], b["points"], with_grad=gda_on, last_only=not main)
+            out = self.net(b["image"], b["points"], with_grad=gda_on, last_only=not main, fine=False)
         l_udf = sum(udf_loss(u, b["udf"], cfg.delta) for u in out["udf"]) / len(out["udf"])
         l_ap = anchor_chamfer(out["anchors"], b["anchors"])
         # lambda_ap * L_ap stays in the graph even at lambda_ap = 0 so DDP sees every
@@ -146,6 +170,29 @@ class Trainer:
         metrics = {"udf": l_udf.detach(), "anchor_chamfer": l_ap.detach()}
         if gda_on:
             mask = out["udf"][-1].detach() < cfg.delta
+            l_gda = gda_loss(out["grad"], b["direction"], mask)
+            loss = loss + cfg.lambda_gda * l_gda
+            metrics["gda"] = l_gda.detach()
+        metrics["loss"] = loss.detach()
+        return loss, metrics
+
+    def _hd_losses(self, b: dict):
+        from anchorudf.train.losses import anchor_chamfer, gda_loss, udf_loss
+
+        cfg = self.cfg
+        whole = cfg.hd_train == "all"
+        gda_on = cfg.lambda_gda > 0
+        with self._autocast():
+            out = self.net(b["image"], b["points"], with_grad=gda_on, last_only=not whole, fine=True)
+        l_fine = udf_loss(out["udf_fine"], b["udf"], cfg.delta)
+        l_udf = sum(udf_loss(u, b["udf"], cfg.delta) for u in out["udf"]) / len(out["udf"])
+        l_ap = anchor_chamfer(out["anchors"], b["anchors"])
+        loss = l_fine
+        if whole:
+            loss = loss + l_udf + self.ap_weight(b["anchors"].shape[1], b["points"].shape[1]) * l_ap
+        metrics = {"udf": l_udf.detach(), "anchor_chamfer": l_ap.detach(), "udf_fine": l_fine.detach()}
+        if gda_on:
+            mask = out["udf_fine"].detach() < cfg.delta
             l_gda = gda_loss(out["grad"], b["direction"], mask)
             loss = loss + cfg.lambda_gda * l_gda
             metrics["gda"] = l_gda.detach()
@@ -184,7 +231,8 @@ class Trainer:
         return out
 
     def eval_step(self, batch: dict) -> dict[str, float]:
-        """Metrics of the last stack without updating anything (model in eval mode).
+        """Metrics of the prediction used at inference (the coarse level's last stack, or
+        the fine level of HD models) without updating anything (model in eval mode).
 
         udf: clamped L1 (NDC); udf_near_abs: mean |f - udf| over points with udf < delta;
         anchor_chamfer: squared Chamfer (NDC^2); gda: mean 1 - cos over f < delta.
@@ -234,6 +282,41 @@ def _outcome_params(params: dict) -> dict:
     return out
 
 
+def _with_defaults(params: dict) -> dict:
+    """A checkpoint's recorded params with the keys added to the schema since it was written
+    filled in with their defaults (new keys default to the earlier behaviour), so adding a
+    param does not turn every existing run into one "made with other params"."""
+    out = Params().to_dict()
+    for section, values in (params or {}).items():
+        out[section] = {**out[section], **values} if isinstance(values, dict) and section in out else values
+    return out
+
+
+_HD_MODEL_KEYS = ("hd_enabled", "hd_channels", "hd_depth", "hd_decoder")
+_HD_TRAIN_KEYS = ("hd_steps", "hd_train")
+
+
+def _coarse_params(params: dict) -> dict:
+    """``_outcome_params`` without the keys that only the HD phase reads."""
+    out = _outcome_params(params)
+    out["model"] = {k: v for k, v in out.get("model", {}).items() if k not in _HD_MODEL_KEYS}
+    out["train"] = {k: v for k, v in out.get("train", {}).items() if k not in _HD_TRAIN_KEYS}
+    return out
+
+
+def _continues_into_hd(meta: dict, params: Params) -> bool:
+    """Whether checkpoint ``meta`` is of a coarse run that an HD run with ``params``
+    continues: the same params but the HD ones, HD off there, on here, and its step at most
+    steps + gda_steps (within the coarse phases, where the HD run holds exactly the coarse
+    run's weights and optimizer state, its fine level frozen and untouched)."""
+    have = _with_defaults(meta.get("params") or {})
+    if not params.model.hd_enabled or (have.get("model") or {}).get("hd_enabled", False):
+        return False
+    if not 0 < int(meta.get("step", -1)) <= params.train.steps + params.train.gda_steps:
+        return False
+    return _coarse_params(have) == _coarse_params(params.to_dict())
+
+
 def _params_hash(params: dict | None) -> str:
     """8 hex digits identifying what a run computes (``_outcome_params``), for folder names."""
     if not isinstance(params, dict):
@@ -276,7 +359,9 @@ def _prepare_run_dir(params: Params, run_dir: Path) -> tuple[Path | None, str | 
     if folder is None:
         return None, f"{run_dir}: no checkpoint to resume from"
     have = read_meta(folder)
-    if _outcome_params(have.get("params") or {}) != _outcome_params(params.to_dict()):
+    if _continues_into_hd(have, params):
+        return folder, None
+    if _outcome_params(_with_defaults(have.get("params") or {})) != _outcome_params(params.to_dict()):
         return None, f"{folder}: checkpoint made with other params"
     return folder, None
 
@@ -292,8 +377,17 @@ def _resume(trainer: Trainer, params: Params, run_dir: Path) -> int:
     moved, not deleted, to ``run_dir/previous/NNNN-step_<step>-<params hash>`` (the newest
     ``KEEP_PREVIOUS`` kept) with a warning saying where, so a run never mixes two
     configurations and never loses the previous model before it has a new one.
+
+    An HD run (model.hd_enabled) whose run dir holds a coarse run of the same params but
+    the HD ones (:func:`_continues_into_hd`; finished, or stopped within its phases)
+    continues it: the coarse weights and optimizer state are loaded into the HD model (the
+    fine level freshly initialised, as in an uninterrupted HD run) and training goes on,
+    through the HD phase.
     """
+    import warnings
+
     from anchorudf.errors import CheckpointError
+    from anchorudf.models.checkpoint import read_meta
     from anchorudf.train.checkpoint import latest_checkpoint, load_checkpoint
 
     hint = ("; cannot resume (-S train.resume=never starts a new run and moves this one to "
@@ -309,11 +403,21 @@ def _resume(trainer: Trainer, params: Params, run_dir: Path) -> int:
             folder = latest_checkpoint(run_dir)  # what the main process kept (None for a new run)
         if folder is None:
             return 0
-        meta = load_checkpoint(folder, trainer.model, trainer.optimizer, trainer.device)
+        coarse = _continues_into_hd(read_meta(folder), params)
+        meta = load_checkpoint(folder, trainer.model, trainer.optimizer, trainer.device, coarse=coarse)
     except CheckpointError as exc:
         raise CheckpointError(f"{exc}{hint}") from None
+    step = int(meta["step"])
+    recorded = meta.get("phase")
+    if recorded is not None and step > 0 and not coarse and recorded != phase_at(params.train, step - 1):
+        raise CheckpointError(f"{folder}: records phase {recorded!r} after step {step}, the params "
+                              f"schedule phase {phase_at(params.train, step - 1)!r} there{hint}")
+    if coarse and trainer.dist.main:
+        warnings.warn(f"{folder}: a coarse run of these params (step {step}): continuing it as "
+                      f"AnchorUDF-HD, through the HD phase (train.hd_steps {params.train.hd_steps})",
+                      stacklevel=3)
     trainer.load_extra_state(meta["extra"])
-    return int(meta["step"])
+    return step
 
 
 class _Logger:
@@ -354,7 +458,8 @@ def _checkpoint(trainer: Trainer, params: Params, run_dir: Path, dist: DistInfo,
 
     check_same_weights(dist, trainer.model)
     if dist.main:
-        save_checkpoint(run_dir, step, trainer.model, trainer.optimizer, params, trainer.extra_state())
+        save_checkpoint(run_dir, step, trainer.model, trainer.optimizer, params, trainer.extra_state(),
+                        phase=phase_at(params.train, step - 1) if step > 0 else None)
     barrier(dist)  # nobody moves on (or exits) before the checkpoint is complete
 
 
@@ -378,7 +483,7 @@ def run_training(params: Params, dataset: Dataset, run_dir: Path, dist: DistInfo
     _seed_and_threads(cfg, device_type)
     trainer = Trainer(AnchorUDF(params.model, params.anchors.count, params.render.size), cfg, device, dist)
     start = _resume(trainer, params, run_dir)
-    total = cfg.steps + cfg.gda_steps
+    total = total_steps(params)
     end = total if max_steps is None else min(total, max_steps)
     sampler = StepBatchSampler(len(dataset), cfg.batch_size, cfg.seed, dist.rank, dist.world, start)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
@@ -416,7 +521,8 @@ def train(params: Params, dataset: Dataset, run_dir: Path, *, max_steps: int | N
     """Train AnchorUDF on ``dataset`` (see ``anchorudf.train.sampler`` for its protocol).
 
     Writes checkpoints (``anchorudf.train.checkpoint``), dvclive logs under ``live_dir``
-    (default ``run_dir/dvclive``) and, once all ``steps + gda_steps`` are done, ``run_dir/model``.
+    (default ``run_dir/dvclive``) and, once all ``steps + gda_steps`` (+ ``hd_steps`` with
+    model.hd_enabled) are done, ``run_dir/model``.
     ``max_steps`` stops at that absolute step count (with a checkpoint; a later call with
     train.resume=auto continues). Under torchrun the process group comes from the
     environment. Returns the final metrics: means over the last logging window,

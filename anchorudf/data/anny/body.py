@@ -28,8 +28,13 @@ ANNY_TOPOLOGY = "anny-full"
 _KEEP_PATTERN = re.compile(r"^build_compact_model_data_[0-9a-f]+\.safetensors$")
 _STATE: dict = {}
 
-# Pose names understood by :func:`pose_parameters` (all drawn by the garment planner).
-POSES = ("a_pose", "arms_down", "walk", "arms_raised", "contrapposto", "reach")
+# Pose names understood by :func:`pose_rotations`. ``POSES`` are drawn for the training and
+# test garments of the default set; ``SHIFTED_POSES`` only for its style-shifted garments
+# (split ``shifted``): poses the model never sees in training.
+POSES = ("a_pose", "arms_down", "walk", "arms_raised", "contrapposto", "reach",
+         "stride", "bent_knee", "arms_forward", "sit_hips")
+SHIFTED_POSES = ("lunge", "t_pose", "knee_up")
+ALL_POSES = POSES + SHIFTED_POSES
 
 
 def load_anny(cache_dir: Path):
@@ -139,11 +144,13 @@ def _rotation(axis: str, degrees: float) -> np.ndarray:
 def pose_rotations(pose: str, strength: float, jitter: tuple[float, ...]) -> dict[str, np.ndarray]:
     """Bone -> 4x4 rotation (world-aligned axes, anny's ``local-ref``) of a named pose.
 
-    ``strength`` scales the pose's angles (1 = nominal); ``jitter`` is 6 small angles in
-    degrees (spine bend/twist/lean, head turn, left/right arm spread) added to any pose.
+    ``strength`` scales the pose's angles (1 = nominal); ``jitter`` is up to 14 small angles
+    in degrees added to any pose (missing ones are 0): spine bend/twist/lean, head turn,
+    left/right arm spread, left/right leg swing (negative = forwards), left/right knee bend,
+    left/right arm swing (negative = forwards), left/right elbow bend.
     """
-    if pose not in POSES:
-        raise ValueError(f"unknown pose {pose!r}; expected one of {POSES}")
+    if pose not in ALL_POSES:
+        raise ValueError(f"unknown pose {pose!r}; expected one of {ALL_POSES}")
     k = float(strength)
     rot: dict[str, list] = {}
 
@@ -166,9 +173,39 @@ def pose_rotations(pose: str, strength: float, jitter: tuple[float, ...]) -> dic
     elif pose == "reach":
         add("upperarm01.R", "x", -40 * k), add("lowerarm01.R", "x", -20 * k)
         add("upperarm01.L", "y", 18 * k), add("spine04", "z", 6 * k)
-    bend, twist, lean, head, spread_l, spread_r = (list(jitter) + [0.0] * 6)[:6]
+    elif pose == "stride":  # a long walking step
+        add("upperleg01.L", "x", -32 * k), add("lowerleg01.L", "x", 12 * k)
+        add("upperleg01.R", "x", 20 * k), add("lowerleg01.R", "x", 22 * k)
+        add("upperarm01.L", "x", 22 * k), add("upperarm01.R", "x", -24 * k)
+        add("upperarm01.L", "y", 18 * k), add("upperarm01.R", "y", -18 * k)
+    elif pose == "bent_knee":  # weight on one leg, the other knee bent forward
+        add("upperleg01.R", "x", -30 * k), add("lowerleg01.R", "x", 45 * k)
+        add("upperarm01.L", "y", 16 * k), add("upperarm01.R", "y", -10 * k)
+    elif pose == "arms_forward":  # both arms lifted forwards, elbows bent a little
+        add("upperarm01.L", "x", -40 * k), add("upperarm01.R", "x", -40 * k)
+        add("lowerarm01.L", "x", -15 * k), add("lowerarm01.R", "x", -15 * k)
+        add("upperarm01.L", "y", 10 * k), add("upperarm01.R", "y", -10 * k)
+    elif pose == "sit_hips":  # sitting-like hips: both thighs forward, knees bent, torso leaning
+        add("upperleg01.L", "x", -38 * k), add("upperleg01.R", "x", -34 * k)
+        add("lowerleg01.L", "x", 40 * k), add("lowerleg01.R", "x", 36 * k)
+        add("spine03", "x", -6 * k), add("upperarm01.L", "y", 15 * k), add("upperarm01.R", "y", -15 * k)
+    elif pose == "lunge":  # shifted only: a deep forward lunge
+        add("upperleg01.L", "x", -58 * k), add("lowerleg01.L", "x", 68 * k)
+        add("upperleg01.R", "x", 28 * k), add("lowerleg01.R", "x", 12 * k)
+        add("spine03", "x", -8 * k), add("upperarm01.L", "y", 20 * k), add("upperarm01.R", "y", -20 * k)
+    elif pose == "t_pose":  # shifted only: arms horizontal
+        add("upperarm01.L", "y", -45 * k), add("upperarm01.R", "y", 45 * k)
+    elif pose == "knee_up":  # shifted only: one thigh raised high, knee bent
+        add("upperleg01.R", "x", -70 * k), add("lowerleg01.R", "x", 80 * k)
+        add("upperarm01.L", "y", 8 * k), add("upperarm01.R", "y", -30 * k), add("upperarm01.R", "x", -20 * k)
+    bend, twist, lean, head, spread_l, spread_r, swing_l, swing_r, knee_l, knee_r, fwd_l, fwd_r, \
+        elbow_l, elbow_r = (list(jitter) + [0.0] * 14)[:14]
     add("spine03", "x", bend), add("spine03", "z", twist), add("spine02", "y", lean)
     add("neck01", "z", head), add("upperarm01.L", "y", spread_l), add("upperarm01.R", "y", -spread_r)
+    add("upperleg01.L", "x", swing_l), add("upperleg01.R", "x", swing_r)
+    add("lowerleg01.L", "x", knee_l), add("lowerleg01.R", "x", knee_r)
+    add("upperarm01.L", "x", fwd_l), add("upperarm01.R", "x", fwd_r)
+    add("lowerarm01.L", "x", -elbow_l), add("lowerarm01.R", "x", -elbow_r)
     out = {}
     for bone, mats in rot.items():
         m = np.eye(4)

@@ -4,12 +4,15 @@
 body (:mod:`anchorudf.data.anny.garments`), normalises it to the garment frame (bounding
 box centred, largest extent 1, +Y up), saves it, and writes ``manifest.csv`` /
 ``rejects.csv`` (:mod:`anchorudf.data.manifest`) and ``diversity.csv``
-(:mod:`anchorudf.data.diversity`). Same params, same bytes.
+(:mod:`anchorudf.data.diversity`). Besides train and test, ``garments.shifted_count``
+style-shifted garments (split ``shifted``) are generated for evaluation only. Same params,
+same bytes.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,14 +22,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def spec_notes(spec) -> str:
+    """The manifest ``notes`` of a generated garment: its pose, cut variant and appearance
+    (e.g. ``pose=walk style=pleated appearance=grey``)."""
+    return f"pose={spec.pose} style={spec.style} appearance={spec.appearance}"
+
+
 def build_default_set(cfg: GarmentsConfig, out: Path) -> dict:
     """Generate the default set of ``cfg`` into ``out``; returns the stage summary.
 
     A garment whose generation fails is logged and listed in ``rejects.csv``
     (``anny:<id>``); the others go on. Raises :class:`~anchorudf.data.manifest.GarmentSetError`
     when any garment failed with ``cfg.strict``, or when none could be generated. The
-    summary holds the counts (garments, rejected, train, test) and the nearest-train
-    Chamfer statistics of :func:`anchorudf.data.diversity.write_diversity`.
+    summary holds the counts (garments, rejected, train, test, shifted), the counts of
+    appearances, styles and poses (train + test, and shifted), and the nearest-train
+    Chamfer statistics of :func:`anchorudf.data.diversity.write_diversity`. Each
+    manifest row's ``notes`` are :func:`spec_notes` (pose, style, appearance).
     """
     from tqdm.auto import tqdm
 
@@ -38,7 +49,7 @@ def build_default_set(cfg: GarmentsConfig, out: Path) -> dict:
     from anchorudf.data.normalize import normalize_mesh
 
     out = Path(out)
-    specs = plan_garments(cfg.count, list(cfg.categories), cfg.seed, cfg.test_fraction)
+    specs = plan_garments(cfg.count, list(cfg.categories), cfg.seed, cfg.test_fraction, cfg.shifted_count)
     rows, rejects, meshes = [], [], {}
     for spec in tqdm(specs, total=len(specs), desc="garments", unit="garment", dynamic_ncols=True):
         try:
@@ -51,7 +62,7 @@ def build_default_set(cfg: GarmentsConfig, out: Path) -> dict:
         rel = save_garment(out, spec.garment_id, mesh)
         meshes[spec.garment_id] = mesh
         rows.append(manifest_row(spec.garment_id, spec.category, spec.split, spec.body_id,
-                                 f"anny:{spec.garment_id}", rel, mesh, scale, offset))
+                                 f"anny:{spec.garment_id}", rel, mesh, scale, offset, notes=spec_notes(spec)))
     if rejects and cfg.strict:
         raise GarmentSetError("rejected garments: " + "; ".join(f"{r['file']}: {r['reason']}" for r in rejects))
     if not rows:
@@ -59,6 +70,12 @@ def build_default_set(cfg: GarmentsConfig, out: Path) -> dict:
     write_manifest(out, rows, rejects)
     summary = {"garments": len(rows), "rejected": len(rejects),
                "train": sum(r["split"] == "train" for r in rows),
-               "test": sum(r["split"] == "test" for r in rows)}
+               "test": sum(r["split"] == "test" for r in rows),
+               "shifted": sum(r["split"] == "shifted" for r in rows)}
+    made = [s for s in specs if s.garment_id in meshes]
+    for key in ("appearance", "style", "pose"):  # how varied the set is: train + test, and shifted
+        for kind in ("train_test", "shifted"):
+            count = Counter(getattr(s, key) for s in made if (s.split == "shifted") == (kind == "shifted"))
+            summary[f"{kind}_{key}s"] = dict(sorted(count.items()))
     summary.update(write_diversity(meshes, specs, out))
     return summary

@@ -1,10 +1,13 @@
 """The embedded default garment set: open garment surfaces generated from anny bodies.
 
 Six categories (``anchorudf.config.CATEGORIES``): tops (tshirt, longsleeve, longcoat) and
-bottoms (trousers, shorts, skirt). :func:`anchorudf.data.anny.plan.plan_garments` draws
-every parameter of every garment from one seed into :class:`GarmentSpec` records;
-:func:`generate_garment` turns one spec into a mesh, deterministically (same spec, same
-bytes).
+bottoms (trousers, shorts, skirt), with cut variants (``GarmentSpec.style``, see
+:data:`anchorudf.data.anny.plan.STYLES`): tank tops (sleeveless), A-line coats, wide and
+slim trousers, wide shorts, straight, A-line, pencil (tight, no flare, hardly any folds)
+and pleated (knife pleats) skirts.
+:func:`anchorudf.data.anny.plan.plan_garments` draws every parameter of every garment
+from one seed into :class:`GarmentSpec` records; :func:`generate_garment` turns one spec
+into a mesh, deterministically (same spec, same bytes).
 
 Construction (anny frame: metres, +Z up, front -Y): tops, trousers and shorts are cut out
 of MakeHuman's ``helper-tights`` bodysuit with smooth scalar fields evaluated on the rest
@@ -136,7 +139,7 @@ def _tights_piece(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets):
         dip = np.clip(1.0 - (np.abs(r[:, 0] - nx) / (0.9 * spec.neck_width)) ** q, 0.0, 1.0)
         cut = lm["neck"] - 0.01 + 1.5 * (rho - spec.neck_width) - spec.neck_depth * dip * front
         faces, data = sf.clip_mesh(faces, data, r[:, 2] - cut)
-        lo, hi = _sleeve_range(spec.category)
+        lo, hi = _sleeve_range(spec.category, spec.style)
         for side in "LR":
             faces, data = sf.clip_mesh(faces, data, _limb_cut(data, j, side, True, lo + (hi - lo) * spec.sleeve))
         w_arm = data[:, 6] + data[:, 7]
@@ -145,7 +148,7 @@ def _tights_piece(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets):
         else:
             z = data[:, 5]
             side = np.tanh(data[:, 4] / 0.1)  # -1 front .. +1 back
-            hem = lm["crotch"] + lm["torso"] * (0.33 - 0.24 * spec.length) - 0.5 * spec.hem_tilt * side
+            hem = lm["crotch"] + lm["torso"] * (0.40 - 0.33 * spec.length) - 0.5 * spec.hem_tilt * side
             hem = np.maximum(hem, lm["crotch"] + 0.04)
         faces, data = sf.clip_mesh(faces, data, (hem - z) * (1.0 - w_arm) - 0.05 * w_arm)
     else:
@@ -153,14 +156,17 @@ def _tights_piece(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets):
         back = np.tanh(r[:, 1] / 0.1)
         waist = lm["crotch"] + lm["torso"] * (0.17 + 0.25 * spec.rise) + 0.015 * back
         faces, data = sf.clip_mesh(faces, data, r[:, 2] - waist)
-        lo, hi = (1.6, 1.95) if spec.category == "trousers" else (0.3, 0.95)
+        lo, hi = (1.45, 1.95) if spec.category == "trousers" else (0.2, 1.05)
         for side in "LR":
             faces, data = sf.clip_mesh(faces, data, _limb_cut(data, j, side, False, lo + (hi - lo) * spec.length))
     return sf.largest_piece(faces, data)
 
 
-def _sleeve_range(category: str) -> tuple[float, float]:
-    return {"tshirt": (0.25, 0.95), "longsleeve": (1.5, 1.95), "longcoat": (1.7, 1.95)}[category]
+def _sleeve_range(category: str, style: str = "regular") -> tuple[float, float]:
+    """Sleeve cut (limb units: 1 = elbow, 2 = wrist) at sleeve = 0 and 1."""
+    if style == "tank":  # sleeveless: cut at the shoulder
+        return (0.0, 0.12)
+    return {"tshirt": (0.2, 1.0), "longsleeve": (1.35, 1.97), "longcoat": (1.6, 1.97)}[category]
 
 
 def _wrinkle_field(points: np.ndarray, spec: GarmentSpec, rng: np.random.Generator, waves: int = 6) -> np.ndarray:
@@ -182,8 +188,12 @@ def _dress(spec: GarmentSpec, body: ab.PosedBody, body_mesh, faces: np.ndarray, 
     s_leg = np.where(w[:, 2] >= w[:, 3], _limb_s(rest, j, "L", False), _limb_s(rest, j, "R", False))
     s_arm = np.where(w[:, 0] >= w[:, 1], _limb_s(rest, j, "L", True), _limb_s(rest, j, "R", True))
     if spec.category in ("trousers", "shorts"):
-        ease = ease + spec.flare * (0.09 if spec.category == "trousers" else 0.03) \
-            * _smoothstep((s_leg - (0.9 if spec.category == "trousers" else 0.1)) / 0.9) * w_leg
+        if spec.style == "wide":  # wide legs: ease grows from the upper thigh down
+            ease = ease + spec.flare * (0.08 if spec.category == "trousers" else 0.05) \
+                * _smoothstep((s_leg - 0.05) / 0.8) * w_leg
+        else:  # bootcut/flare below the knee (trousers), a little widening (shorts)
+            ease = ease + spec.flare * (0.09 if spec.category == "trousers" else 0.03) \
+                * _smoothstep((s_leg - (0.9 if spec.category == "trousers" else 0.1)) / 0.9) * w_leg
         top = rest[:, 2].max()
         ease = np.where(rest[:, 2] > top - spec.waistband, 0.002, ease)  # elastic waistband
     pos = pos + sf.vertex_normals(pos, faces) * ease[:, None]
@@ -236,6 +246,8 @@ def _sweep(spec: GarmentSpec, ring: np.ndarray, theta: np.ndarray, centre: np.nd
     drop = z0[None] - z
     folds = rng.uniform(0.3, 1.0) * np.cos(spec.fold_count * theta + rng.uniform(0, 6.3)) \
         + rng.uniform(0.2, 0.6) * np.cos((spec.fold_count + 3) * theta + rng.uniform(0, 6.3))
+    if spec.style == "pleated":  # knife pleats: a sawtooth around the hem instead of soft waves
+        folds = 1.6 * (np.mod(spec.fold_count * theta / (2 * np.pi), 1.0) - 0.5)
     amp = (spec.fold_amp + 0.03 * spec.flare) * v ** 0.8 * (z < band_top)
     r = r + 0.45 * spec.flare * drop + amp * folds[None] + spec.drape * v ** 2 * np.cos(theta - th_d)[None]
     r[1:] = _smooth_rows(r[1:])
@@ -318,7 +330,7 @@ def _colours(spec: GarmentSpec, verts: np.ndarray) -> np.ndarray:
     else:
         raise ValueError(f"{spec.garment_id}: unknown pattern {spec.pattern!r}; expected one of {PATTERNS}")
     rgb = a + t[:, None] * (b - a)
-    if spec.category == "longcoat":  # a darker button placket down the front centre
+    if spec.category == "longcoat" and spec.appearance != "grey":  # a darker button placket down the front
         placket = (np.abs(verts[:, 0]) < 0.012) & (verts[:, 1] < -0.02) & (height < height.max() - 0.12)
         rgb[placket] *= 0.55
     rgb = np.clip(np.round(rgb), 0, 255).astype(np.uint8)

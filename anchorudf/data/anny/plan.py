@@ -1,9 +1,10 @@
 """Planning of the embedded default garment set: every parameter of every garment.
 
 :func:`plan_garments` draws every parameter of every garment from one seed (body shape,
-pose, fit, lengths, flare, neckline, waistband, folds, drape, colour pattern) into
-:class:`GarmentSpec` records; :func:`anchorudf.data.anny.garments.generate_garment` turns
-one spec into a mesh. Lengths are in metres (anny frame) unless a field says otherwise.
+pose, cut variant, fit, lengths, flare, neckline, waistband, folds, drape, appearance) into
+:class:`GarmentSpec` records, and plans the style-shifted evaluation garments (split
+``shifted``) from ranges the training garments never draw from;
+:func:`anchorudf.data.anny.garments.generate_garment` turns one spec into a mesh. Lengths are in metres (anny frame) unless a field says otherwise.
 """
 
 from __future__ import annotations
@@ -13,11 +14,30 @@ from dataclasses import dataclass
 import numpy as np
 
 from anchorudf.config import CATEGORIES
-from anchorudf.data.anny.body import POSES
+from anchorudf.data.anny.body import POSES, SHIFTED_POSES
 
 TOPS = ("tshirt", "longsleeve", "longcoat")
 BOTTOMS = ("trousers", "shorts", "skirt")
 PATTERNS = ("solid", "hstripes", "vstripes", "checks", "gradient")
+#: Per-garment appearance, drawn with equal odds for train/test garments: ``grey`` is
+#: untextured cloth (the renderer's fallback grey, what an uncoloured user mesh looks
+#: like, with a small brightness change), ``plain`` one random colour, ``pattern`` a
+#: two-colour pattern (stripes, checks, gradient). Shifted garments are all ``grey``.
+APPEARANCES = ("grey", "plain", "pattern")
+GREY_RGB = (158, 153, 148)  # anchorudf.render.views.FALLBACK_RGB in 0-255
+#: Cut variants within each category (see :mod:`anchorudf.data.anny.garments`).
+STYLES = {"tshirt": ("regular", "tank"), "longsleeve": ("regular",), "longcoat": ("regular", "a_line"),
+          "trousers": ("regular", "wide", "slim"), "shorts": ("regular", "wide"),
+          "skirt": ("straight", "a_line", "pencil", "pleated")}
+SPLITS = ("train", "test", "shifted")
+#: ``length`` of the shifted garments, outside the training range [0, 1]: cropped tops,
+#: ankle-length coats, capri trousers, knee-length shorts, micro or floor-length skirts.
+SHIFTED_LENGTHS = {"tshirt": ((-0.4, -0.2),), "longsleeve": ((-0.4, -0.2),), "longcoat": ((1.1, 1.3),),
+                   "trousers": ((-0.5, -0.25),), "shorts": ((1.12, 1.3),), "skirt": ((-0.2, -0.1), (1.04, 1.1))}
+#: ``fit`` (ease, metres): training garments draw from FIT_RANGE; shifted ones from beyond
+#: it on either side (skin-tight or very loose).
+FIT_RANGE = (0.003, 0.07)
+SHIFTED_FITS = ((0.0012, 0.0025), (0.075, 0.09))
 
 
 @dataclass(frozen=True)
@@ -27,12 +47,12 @@ class GarmentSpec:
     garment_id: str  # e.g. "tshirt_0007"
     category: str  # one of anchorudf.config.CATEGORIES
     body_id: str  # body instance; a top and a bottom share one body
-    split: str  # "train" | "test" (by body)
+    split: str  # "train" | "test" (by body) | "shifted" (style-shifted evaluation garments)
     seed: int  # per-garment seed of the noise fields (wrinkle phases and directions)
     phenotype: tuple[float, ...]  # anny gender, age, muscle, weight, height, proportions in [0, 1]
-    pose: str  # one of anny.body.POSES
+    pose: str  # one of anny.body.POSES (SHIFTED_POSES for split "shifted")
     pose_strength: float  # scale of the pose's angles (1 = nominal)
-    pose_jitter: tuple[float, ...]  # 6 small extra angles in degrees (see anny.body.pose_rotations)
+    pose_jitter: tuple[float, ...]  # 14 small extra angles in degrees (see anny.body.pose_rotations)
     fit: float  # ease: offset of the fabric from the tights, metres (tight 0.004 .. loose 0.06)
     length: float  # hem/leg length in [0, 1]: 0 = shortest, 1 = longest of the category
     sleeve: float  # sleeve length in [0, 1] (tops), 0 = shortest of the category
@@ -52,22 +72,29 @@ class GarmentSpec:
     color_a: tuple[int, int, int]  # RGB
     color_b: tuple[int, int, int]  # RGB of stripes/checks/gradient end
     pattern_scale: float  # stripe/check period, metres
+    style: str = "regular"  # cut variant, one of STYLES[category]
+    appearance: str = "pattern"  # one of APPEARANCES (how color_a/color_b/pattern were drawn)
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), *map(int, keys)]))
 
 
-def _body_params(rng: np.random.Generator) -> dict:
-    """Adult anny phenotypes (age >= 0.62: young adult .. old) and a pose."""
-    phen = (rng.uniform(0, 1), rng.uniform(0.62, 1.0), rng.uniform(0.1, 0.9), rng.uniform(0.05, 0.95),
-            rng.uniform(0.2, 1.0), rng.uniform(0.1, 0.9))
-    pose = POSES[int(rng.integers(len(POSES)))]
-    jitter = rng.normal(0, [3, 4, 3, 8, 5, 5])
-    jitter[4:] = np.abs(jitter[4:])  # arms only spread outwards: no arm pressed into the chest
+def _body_params(rng: np.random.Generator, shifted: bool = False, pose_index: int | None = None) -> dict:
+    """Adult anny phenotypes (age >= 0.62: young adult .. old) and a pose with 14 jitter
+    angles (see anny.body.pose_rotations): random, or ``poses[pose_index % len(poses)]``;
+    the poses are ``SHIFTED_POSES`` (never drawn for training) when ``shifted``."""
+    phen = (rng.uniform(0, 1), rng.uniform(0.62, 1.0), rng.uniform(0.05, 0.95), rng.uniform(0.02, 0.98),
+            rng.uniform(0.1, 1.0), rng.uniform(0.05, 0.95))
+    poses = SHIFTED_POSES if shifted else POSES
+    pose = poses[int(rng.integers(len(poses)))] if pose_index is None else poses[pose_index % len(poses)]
+    jitter = rng.normal(0, [4, 6, 4, 8, 6, 6, 9, 9, 10, 10, 12, 12, 14, 14])
+    # Arms only spread outwards (no arm pressed into the chest); knees and elbows bend one way.
+    jitter[[4, 5, 8, 9, 12, 13]] = np.abs(jitter[[4, 5, 8, 9, 12, 13]])
     jitter = tuple(float(x) for x in jitter)
+    strength = rng.uniform(0.9, 1.1) if shifted else rng.uniform(0.55, 1.3)
     return {"phenotype": tuple(round(float(x), 6) for x in phen), "pose": pose,
-            "pose_strength": round(float(rng.uniform(0.6, 1.25)), 6),
+            "pose_strength": round(float(strength), 6),
             "pose_jitter": tuple(round(x, 6) for x in jitter)}
 
 
@@ -78,35 +105,95 @@ def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
     return tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(h, s, v))
 
 
-def _garment_params(rng: np.random.Generator) -> dict:
+def _garment_params(rng: np.random.Generator, category: str, shifted: bool = False) -> dict:
     u = lambda lo, hi: round(float(rng.uniform(lo, hi)), 6)  # noqa: E731
-    return {"fit": u(0.004, 0.06), "length": u(0, 1), "sleeve": u(0, 1), "flare": u(0, 1),
-            "neck_depth": u(0.0, 0.16), "neck_width": u(0.06, 0.11), "neck_shape": u(0, 1),
-            "rise": u(0, 1), "waistband": u(0.01, 0.06), "hem_tilt": u(-0.03, 0.08),
-            "wrinkle_amp": u(0.002, 0.008), "wrinkle_scale": u(0.07, 0.25),
-            "fold_amp": u(0.0, 0.025), "fold_count": int(rng.integers(5, 15)),
-            "drape": u(-0.06, 0.06), "pattern": PATTERNS[int(rng.integers(len(PATTERNS)))],
-            "color_a": _colour(rng), "color_b": _colour(rng), "pattern_scale": u(0.05, 0.14)}
+    pick = lambda xs: xs[int(rng.integers(len(xs)))]  # noqa: E731
+    style = pick(STYLES[category])
+    out = {"fit": u(*FIT_RANGE), "length": u(0, 1), "sleeve": u(0, 1), "flare": u(0, 1),
+           "neck_depth": u(0.0, 0.16), "neck_width": u(0.06, 0.11), "neck_shape": u(0, 1),
+           "rise": u(0, 1), "waistband": u(0.01, 0.06), "hem_tilt": u(-0.03, 0.08),
+           "wrinkle_amp": u(0.002, 0.009), "wrinkle_scale": u(0.06, 0.28),
+           "fold_amp": u(0.0, 0.025), "fold_count": int(rng.integers(5, 15)),
+           "drape": u(-0.06, 0.06), "pattern": PATTERNS[1 + int(rng.integers(len(PATTERNS) - 1))],
+           "color_a": _colour(rng), "color_b": _colour(rng), "pattern_scale": u(0.05, 0.14),
+           "style": style, "appearance": pick(APPEARANCES)}
+    grey = round(float(rng.uniform(0.8, 1.12)), 6)  # drawn always: the stream stays aligned
+    # Cut variants: flare / fit / folds within the style's range.
+    if style in ("a_line", "wide"):
+        out["flare"] = u(0.55, 1.0)
+    elif style == "pencil":
+        out["flare"], out["fold_amp"], out["fit"] = 0.0, u(0.0, 0.006), u(0.003, 0.02)
+    elif style == "pleated":
+        out["fold_count"], out["fold_amp"] = int(rng.integers(16, 30)), u(0.008, 0.02)
+    elif style == "tank":  # a loose sleeveless top balloons away from the body
+        out["fit"] = u(0.003, 0.03)
+    elif style == "slim":
+        out["fit"], out["flare"] = u(0.003, 0.012), 0.0
+    elif style in ("straight", "regular") and category in ("skirt", "longcoat", "trousers"):
+        out["flare"] = u(0.0, 0.55)
+    if shifted:  # outside the training ranges: length, fit, untextured cloth
+        lo, hi = pick(SHIFTED_LENGTHS[category])
+        out["length"], out["fit"] = u(lo, hi), u(*pick(SHIFTED_FITS))
+        out["appearance"] = "grey"
+        grey = 1.0
+    if out["appearance"] == "grey":
+        out["pattern"], out["color_a"] = "solid", tuple(int(min(255, round(c * grey))) for c in GREY_RGB)
+        out["color_b"] = out["color_a"]
+    elif out["appearance"] == "plain":
+        out["pattern"], out["color_b"] = "solid", out["color_a"]
+    return out
 
 
-def plan_garments(count: int, categories: list[str], seed: int, test_fraction: float) -> list[GarmentSpec]:
-    """Plan ``count`` garments, categories round-robin, a top and a bottom per body.
+def plan_garments(count: int, categories: list[str], seed: int, test_fraction: float,
+                  shifted_count: int = 0) -> list[GarmentSpec]:
+    """Plan ``count`` garments, categories round-robin, a top and a bottom per body, then
+    ``shifted_count`` style-shifted evaluation garments.
 
     Garment ``i`` has category ``categories[i % len(categories)]`` and id
     ``f"{category}_{i:04d}"``; it is worn by the first body that has no garment of its
     kind (top/bottom) yet. The split is by body: first, for each category without a test
     garment, one of its bodies becomes test if the category keeps a train body; then
     random bodies until ``round(test_fraction * bodies)`` (at least one, never all) are
-    test. Deterministic in ``seed``.
+    test. The shifted garments come after (ids go on from ``count``, categories
+    round-robin again) on bodies of their own, with split ``shifted``: poses of
+    ``SHIFTED_POSES``, lengths in ``SHIFTED_LENGTHS`` and fits in ``SHIFTED_FITS``
+    (all outside the ranges the others draw from) and untextured grey cloth.
+    Deterministic in ``seed``; the first ``count`` specs do not depend on ``shifted_count``.
     """
     if count < 1:
         raise ValueError(f"garments.count must be >= 1, got {count}")
+    if shifted_count < 0:
+        raise ValueError(f"garments.shifted_count must be >= 0, got {shifted_count}")
     bad = [c for c in categories if c not in CATEGORIES]
     if not categories or bad:
         raise ValueError(f"garments.categories: unknown {bad or 'empty list'}; expected some of {CATEGORIES}")
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"garments.test_fraction must be in [0, 1), got {test_fraction}")
     cats = [categories[i % len(categories)] for i in range(count)]
+    body_of, n_bodies = _assign_bodies(cats)
+    test = _test_bodies(cats, body_of, n_bodies, seed, test_fraction)
+    specs = []
+    for i, c in enumerate(cats):
+        b = body_of[i]
+        specs.append(GarmentSpec(
+            garment_id=f"{c}_{i:04d}", category=c, body_id=f"body_{b:04d}",
+            split="test" if b in test else "train",
+            seed=int(np.random.SeedSequence([int(seed), 2, i]).generate_state(1)[0]),
+            **_body_params(_rng(seed, 1, b)), **_garment_params(_rng(seed, 3, i), c)))
+    shifted_cats = [categories[k % len(categories)] for k in range(shifted_count)]
+    shifted_body, _ = _assign_bodies(shifted_cats)
+    for k, c in enumerate(shifted_cats):
+        i, b = count + k, n_bodies + shifted_body[k]
+        specs.append(GarmentSpec(
+            garment_id=f"{c}_{i:04d}", category=c, body_id=f"body_{b:04d}", split="shifted",
+            seed=int(np.random.SeedSequence([int(seed), 7, k]).generate_state(1)[0]),
+            **_body_params(_rng(seed, 5, shifted_body[k]), shifted=True, pose_index=shifted_body[k]),
+            **_garment_params(_rng(seed, 6, k), c, shifted=True)))
+    return specs
+
+
+def _assign_bodies(cats: list[str]) -> tuple[list[int], int]:
+    """Body index of each garment (a top and a bottom per body) and the number of bodies."""
     bodies: list[dict] = []  # {"top": i or None, "bottom": i or None}
     body_of = []
     for i, c in enumerate(cats):
@@ -117,16 +204,7 @@ def plan_garments(count: int, categories: list[str], seed: int, test_fraction: f
             b = len(bodies) - 1
         bodies[b][kind] = i
         body_of.append(b)
-    test = _test_bodies(cats, body_of, len(bodies), seed, test_fraction)
-    specs = []
-    for i, c in enumerate(cats):
-        b = body_of[i]
-        specs.append(GarmentSpec(
-            garment_id=f"{c}_{i:04d}", category=c, body_id=f"body_{b:04d}",
-            split="test" if b in test else "train",
-            seed=int(np.random.SeedSequence([int(seed), 2, i]).generate_state(1)[0]),
-            **_body_params(_rng(seed, 1, b)), **_garment_params(_rng(seed, 3, i))))
-    return specs
+    return body_of, len(bodies)
 
 
 def _test_bodies(cats: list[str], body_of: list[int], n_bodies: int, seed: int, fraction: float) -> set[int]:
