@@ -11,6 +11,13 @@ with e.g. ``--points 100000 --seed-points 50000 --gt-points 200000``.
 3. Metrics: paper Chamfer between ``--points`` predicted and ``--gt-points`` gt samples
    through cKDTree, against a chunked ``torch.cdist`` brute force timed on
    ``--brute-queries`` queries and extrapolated; prints the ratio.
+4. Meshers, old (``meshudf``) against new (``shell``), same run, seconds per view at
+   ``--mesh-resolution`` (default 64, the evaluation's): on the cylinder MLP field, exact
+   and with a floor and smooth value noise (a learned-looking field); with ``--model DIR
+   --data DIR`` also on the first ``--views`` test views of a trained model (rendered
+   views under DIR/render, manifest under DIR/garments). Each line: CPU seconds (all
+   threads) and wall seconds of ``extract_mesh``, boundary loops (and the ground truth's),
+   non-manifold edges, pieces. ``--meshers-only`` skips 1-3.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ def cylinder_udf_mlp(hidden: int = 128, seed: int = 0):
 
 def bench_cylinder(args, cfg) -> int:
     from anchorudf.geometry.topology import boundary_loops
-    from anchorudf.reconstruct import dense_point_cloud, udf_mesh
+    from anchorudf.reconstruct import dense_point_cloud, extract_mesh
 
     udf = cylinder_udf_mlp(args.hidden)
     calls = {"n": 0}
@@ -60,8 +67,8 @@ def bench_cylinder(args, cfg) -> int:
     print(f"dense: {len(pts)} points in {t_dense:.1f} s ({rounds} rounds of {cfg.seed_points} seeds), "
           f"max |true distance| {err:.1e}")
     t = time.perf_counter()
-    v, f = udf_mesh(udf, pts, cfg)
-    print(f"mesh: res {cfg.mesh_resolution}: {len(v)} vertices, {len(f)} faces, "
+    v, f = extract_mesh(udf, pts, cfg)
+    print(f"mesh ({cfg.mesher}): res {cfg.mesh_resolution}: {len(v)} vertices, {len(f)} faces, "
           f"{boundary_loops(f)} boundary loops in {time.perf_counter() - t:.1f} s")
     return rounds
 
@@ -126,6 +133,87 @@ def bench_metrics(args) -> None:
           f"ratio {t_brute / t_kd:.0f}x")
 
 
+def _time_meshers(label: str, udf, pts: np.ndarray, cfg, gt_loops: int | str = "?") -> dict:
+    """One line per mesher on the same field and points; returns {mesher: wall seconds}."""
+    import dataclasses
+
+    from anchorudf.geometry.topology import connected_pieces, mesh_topology
+    from anchorudf.reconstruct import extract_mesh
+
+    out = {}
+    for mesher in ("meshudf", "shell"):
+        c = dataclasses.replace(cfg, mesher=mesher)
+        t, tc = time.perf_counter(), time.process_time()
+        v, f = extract_mesh(udf, pts, c)
+        wall, cpu = time.perf_counter() - t, time.process_time() - tc
+        topo = mesh_topology(v, f)
+        out[mesher] = wall
+        print(f"  {label:<28} {mesher:<8} {cpu:6.2f} s cpu {wall:6.2f} s wall  loops {topo['boundary_loops']:3d} "
+              f"(gt {gt_loops})  non-manifold edges {topo['nonmanifold_edges']:3d}  pieces {connected_pieces(f)}")
+    return out
+
+
+def bench_meshers(args, cfg) -> None:
+    """Old against new mesher, seconds per view, on analytic and (optionally) learned fields."""
+    import dataclasses
+
+    import torch
+
+    from anchorudf.reconstruct import dense_point_cloud
+
+    cfg = dataclasses.replace(cfg, mesh_resolution=args.mesh_resolution, target_points=50_000, seed_points=20_000,
+                              filter_val=0.015, reseed_val=0.03)
+    print(f"meshers at mesh_resolution {cfg.mesh_resolution} (evaluate.mesher meshudf = old, shell = new):")
+    exact = cylinder_udf_mlp(args.hidden)
+    gen = torch.Generator().manual_seed(0)
+    w, ph = torch.randn(12, 3, generator=gen) / 0.15, torch.rand(12, generator=gen) * 6.283
+
+    def noisy(p):  # a floor of 0.004 and smooth bumps up to 0.012: a learned-looking field
+        return torch.sqrt(exact(p) ** 2 + 0.004 ** 2) + 0.006 * (torch.sin(p @ w.T + ph).mean(1) + 1)
+
+    for label, udf in (("cylinder, exact UDF", exact), ("cylinder, noisy UDF", noisy)):
+        _time_meshers(label, udf, dense_point_cloud(udf, cfg, delta=0.2), cfg, gt_loops=2)
+    if args.model:
+        _bench_model_views(args, cfg)
+
+
+def _bench_model_views(args, cfg) -> None:
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+    import torch
+
+    from anchorudf.data.images import image_tensors, load_rgb_mask
+    from anchorudf.models.checkpoint import load_model
+    from anchorudf.reconstruct import dense_point_cloud
+
+    model, _ = load_model(args.model)
+    data = Path(args.data)
+    test = pd.read_csv(data / "garments" / "manifest.csv").query("split == 'test'")
+    walls = {"meshudf": [], "shell": []}
+    for r in test.head(args.views).itertuples():
+        gdir = next(data.glob(f"render/shard-*/{r.id}"))
+        view = min(json.loads((gdir / "views.json").read_text())["views"], key=lambda x: abs(x["yaw"]))
+        rgb, mask = load_rgb_mask(gdir / view["image"], gdir / view["mask"])
+        image, _ = image_tensors(rgb, mask)
+        with torch.no_grad():
+            enc = model.encode(image[None])
+
+        def udf(p, enc=enc):
+            return model.query(enc, p[None])[0]
+
+        torch.manual_seed(cfg.seed)
+        pts = dense_point_cloud(udf, dataclasses.replace(cfg, seeding="anchors"), delta=0.2,
+                                anchors=enc.anchors[0].float().numpy())
+        for k, t in _time_meshers(f"{r.id} yaw {view['yaw']:g}", udf, pts, cfg, int(r.boundary_loops)).items():
+            walls[k].append(t)
+    for k, t in walls.items():
+        if t:
+            print(f"  {k}: {np.mean(t):.2f} s wall per view (mean of {len(t)})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=900_000, help="dense points to extract")
@@ -137,6 +225,11 @@ def main() -> None:
     ap.add_argument("--brute-queries", type=int, default=2048, help="queries timed by brute force")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--skip-model", action="store_true", help="do not time AnchorUDF")
+    ap.add_argument("--mesh-resolution", type=int, default=64, help="grid of the mesher comparison")
+    ap.add_argument("--model", default="", help="trained model folder for the mesher comparison")
+    ap.add_argument("--data", default="data", help="data folder (garments/, render/) with --model")
+    ap.add_argument("--views", type=int, default=4, help="test views meshed with --model")
+    ap.add_argument("--meshers-only", action="store_true", help="only the mesher comparison")
     args = ap.parse_args()
     import torch
 
@@ -148,10 +241,12 @@ def main() -> None:
     cfg = dataclasses.replace(EvaluateConfig(), seeding="uniform", filter_val=0.007,  # the paper's NDF
                               seed_points=args.seed_points, target_points=args.points,
                               mesh_resolution=args.resolution, batch_points=65536)
-    rounds = bench_cylinder(args, cfg)
-    if not args.skip_model:
-        bench_model(args, cfg, rounds)
-    bench_metrics(args)
+    if not args.meshers_only:
+        rounds = bench_cylinder(args, cfg)
+        if not args.skip_model:
+            bench_model(args, cfg, rounds)
+        bench_metrics(args)
+    bench_meshers(args, cfg)
 
 
 if __name__ == "__main__":

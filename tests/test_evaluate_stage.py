@@ -190,3 +190,38 @@ def test_evaluate_scores_the_shifted_split_beside_the_test_split(trained, tmp_pa
     assert views.groupby("split")["id"].nunique().to_dict() == {"shifted": 1, "test": 1}
     assert "shifted / default paper Chamfer (anchorudf_points):" in capsys.readouterr().out
     assert len(list((tmp_path / "eval" / "pictures").glob("*.png"))) == 2
+
+
+def test_mesh_topology_columns_and_summary():
+    """views.csv topology columns of a mesh row, and their aggregation into metrics.json."""
+    import meshes
+    import pandas as pd
+
+    from anchorudf.evaluate.stage import GroundTruth, mesh_topology_row
+    from anchorudf.evaluate.table import aggregate
+    from anchorudf.geometry.camera import make_calib, project
+
+    v, f = meshes.open_tube_arrays(sections=16, rings=7)
+    gt = GroundTruth("g", "skirt", v, f, v, 2)
+    calib = make_calib(40.0, 1.5)
+    row = mesh_topology_row(project(calib, v), f, gt, calib)
+    assert row == {"boundary_loops": 2, "gt_boundary_loops": 2, "nonmanifold_edges": 0, "nonmanifold_vertices": 0,
+                   "pieces": 1, "boundary_length_ratio": pytest.approx(1.0)}
+    from anchorudf.geometry.topology import boundary_edges
+
+    inner = int(np.argmin(np.abs(v[:, 1])))  # a vertex on the middle ring
+    assert inner not in boundary_edges(f)
+    holed = f[~(f == inner).any(axis=1)]  # a pin hole: one loop more, a longer boundary
+    worse = mesh_topology_row(project(calib, v), holed, gt, calib)
+    assert worse["boundary_loops"] == 3 and worse["nonmanifold_edges"] == 0 and worse["boundary_length_ratio"] > 1
+    a, b = f[(f == inner).any(axis=1)][0][[0, 1]]  # an interior edge gets a third face (a fin)
+    fin = mesh_topology_row(project(calib, np.r_[v, [[5.0, 5.0, 5.0]]]), np.r_[f, [[a, b, len(v)]]], gt, calib)
+    assert fin["nonmanifold_edges"] == 1 and fin["nonmanifold_vertices"] == 2 and fin["pieces"] == 1
+    base = {"id": "g", "category": "skirt", "yaw": 0.0, "method": "anchorudf_mesh", "points": 10}
+    base |= {k: 1.0 for k in ("paper_chamfer_1e3", "paper_p2s_1e3", "chamfer_l1", "p2s", "fscore", "side_iou",
+                              "grad_cos")}
+    summary = aggregate(pd.DataFrame([base | row, base | {"yaw": 40.0} | worse, base | {"yaw": 320.0} | fin]))
+    m = summary["anchorudf_mesh"]
+    assert m["boundary_loops_match"] == pytest.approx(1 / 3) and m["manifold_edges_share"] == pytest.approx(2 / 3)
+    assert m["nonmanifold_edges_mean"] == pytest.approx(1 / 3) and m["pieces_median"] == 1
+    assert m["boundary_loops_median"] == 3 and m["boundary_length_ratio_median"] > 1

@@ -39,3 +39,57 @@ def test_open_cylinder_rims_stay_open():
     v3, f3 = fill_small_holes(v, f, max_edges=16)      # a threshold above the rims closes them
     assert boundary_loops(f3) == 0
     assert trimesh.Trimesh(v3, f3, process=False).is_winding_consistent
+
+
+# --- holes the field spans (fill_field_holes) ---
+
+def test_field_holes_closed_where_the_field_spans_them_openings_kept():
+    torch = __import__("pytest").importorskip("torch")
+    from anchorudf.geometry.topology import nonmanifold_edges, nonmanifold_vertices
+    from anchorudf.reconstruct.holes import fill_field_holes
+
+    n = 20
+    v, f = grid_sheet(n)                                   # unit square at z = 0, h = 1/20
+    v = v + np.array([-0.5, -0.5, 0.0])
+    centre = (n // 2) * (n + 1) + n // 2
+    ring = np.unique(f[(f == centre).any(axis=1)])
+    holed = f[~np.isin(f, ring).any(axis=1)]                # a hole of ~16 edges in the middle
+    assert boundary_loops(holed) == 2
+
+    def sheet(p):  # the plane z = 0 (its edge region is never queried far out here)
+        return p[:, 2].abs()
+
+    v2, f2 = fill_field_holes(v, holed, sheet, h=1 / n, max_udf=1.25 / n, batch_points=1000)
+    assert boundary_loops(f2) == 1                          # the hole is closed, the outline kept
+    assert len(nonmanifold_edges(f2)) == 0 and len(nonmanifold_vertices(f2)) == 0
+    assert np.abs(v2[len(v):, 2]).max() < 1e-6              # new vertices on the zero level
+    assert trimesh.Trimesh(v2, f2, process=False).is_winding_consistent
+
+    def lifted(p):  # the field rises 3 cells above 0 inside the hole: a real opening
+        return p[:, 2].abs() + 3 / n * torch.exp(-(p[:, 0] ** 2 + p[:, 1] ** 2) / 0.1 ** 2)
+
+    v3, f3 = fill_field_holes(v, holed, lifted, h=1 / n, max_udf=1.25 / n, batch_points=1000)
+    assert boundary_loops(f3) == 2 and len(f3) == len(holed)
+
+
+def test_field_holes_keep_tube_rims_and_sheet_outlines():
+    torch = __import__("pytest").importorskip("torch")
+    from anchorudf.reconstruct.holes import fill_field_holes
+
+    v, f = meshes.open_tube_arrays(sections=24, rings=6)   # radius and height from tests/meshes.py
+    radius = float(np.hypot(v[:, 0], v[:, 2]).max())
+
+    def tube(p):
+        return (torch.sqrt(p[:, 0] ** 2 + p[:, 2] ** 2) - radius).abs()
+
+    v2, f2 = fill_field_holes(v, f, tube, h=radius / 8, max_udf=1.25 * radius / 8, batch_points=1000)
+    assert boundary_loops(f2) == 2 and len(f2) == len(f)   # the field is far from 0 across a rim
+
+    s, sf = grid_sheet(8)
+
+    def plane(p):
+        return p[:, 2].abs()
+
+    # The outline's disk lies on the sheet itself: the field is 0 there, but it is no hole.
+    s2, sf2 = fill_field_holes(s, sf, plane, h=1 / 8, max_udf=1.25 / 8, batch_points=1000)
+    assert boundary_loops(sf2) == 1 and len(sf2) == len(sf)

@@ -217,3 +217,99 @@ def test_anchor_seeding_lands_on_the_surface_near_the_anchors():
     assert cKDTree(anchors).query(pts)[0].max() < 0.3
     with pytest.raises(ValueError, match="no anchors"):
         dense_point_cloud(udf, cfg, delta=0.2)
+
+
+# --- the shell mesher (default evaluate.mesher): exact and noisy analytic UDFs ---------
+
+from anchorudf.geometry.topology import nonmanifold_edges, nonmanifold_vertices  # noqa: E402
+from anchorudf.reconstruct import extract_mesh, shell_mesh  # noqa: E402
+
+
+def _noisy(udf, amp=0.006, floor=0.004, scale=0.15, seed=0):
+    """A learned-looking field: never 0 (a floor), smooth bumps of the value (up to 2 amp)."""
+    rng = np.random.default_rng(seed)
+    w = torch.as_tensor(rng.normal(size=(12, 3)) / scale, dtype=torch.float32)
+    ph = torch.as_tensor(rng.uniform(0, 2 * np.pi, 12), dtype=torch.float32)
+
+    def f(p):
+        bumps = (torch.sin(p @ w.T + ph).mean(1) + 1.0)  # in [0, 2], smooth
+        return torch.sqrt(udf(p) ** 2 + floor ** 2) + amp * bumps
+
+    return f
+
+
+def _check_open_surface(v, f, ref, area, loops, h, tol_cells):
+    assert v.dtype == np.float64 and f.dtype == np.int64 and len(f) > 500
+    assert boundary_loops(f) == loops                      # rims open, no caps, no holes
+    assert len(np.unique(face_components(f))) == 1
+    assert len(nonmanifold_edges(f)) == 0 and len(nonmanifold_vertices(f)) == 0
+    assert ref(v).max() < tol_cells * h                    # on the surface
+    assert abs(_area(v, f) / area - 1) < 0.05              # one layer, not two
+    import trimesh
+
+    assert trimesh.Trimesh(v, f, process=False).is_winding_consistent
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_shell_mesh_exact_udfs(name):
+    udf, ref, area, loops = SHAPES[name]
+    cfg = _cfg()
+    pts = dense_point_cloud(udf, cfg, delta=0.2)
+    v, f = shell_mesh(udf, pts, cfg)
+    h = np.ptp(pts, axis=0).max() / cfg.mesh_resolution
+    # NDF projection on an exact field: on the surface to float32 precision, rims included.
+    _check_open_surface(v, f, ref, area, loops, h, tol_cells=1e-3)
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_extract_mesh_noisy_udfs(name):
+    """Value noise and a floor (the field never reaches 0): the old per-cell signs crack,
+    the shell still gives one open sheet with the right rims, near the surface."""
+    udf, ref, area, loops = SHAPES[name]
+    noisy = _noisy(udf)
+    cfg = _cfg(filter_val=0.02, reseed_val=0.04)  # the field's floor is 0.004 to 0.016
+    pts = dense_point_cloud(noisy, cfg, delta=0.2)
+    v, f = extract_mesh(noisy, pts, cfg)
+    h = np.ptp(pts, axis=0).max() / cfg.mesh_resolution
+    _check_open_surface(v, f, ref, area, loops, h, tol_cells=0.5)
+
+
+def test_shell_two_close_sheets_and_relu_slab():
+    def two(p):
+        return torch.minimum(plane_udf(p, 0.05), plane_udf(p, -0.05))
+
+    cfg = _cfg(mesh_resolution=48)
+    v, f = shell_mesh(two, dense_point_cloud(two, cfg, delta=0.2), cfg)
+    assert len(np.unique(face_components(f))) == 2
+    assert np.abs(np.abs(v[:, 2]) - 0.05).max() < 1e-4
+    assert abs(_area(v, f) / 2.0 - 1) < 0.05
+
+    def slab(p):  # exactly 0 (zero gradient) within 0.002 of the surface
+        return torch.relu(cylinder_udf(p) - 0.002)
+
+    cfg = _cfg()
+    v, f = shell_mesh(slab, dense_point_cloud(slab, cfg, delta=0.2), cfg)
+    assert boundary_loops(f) == 2 and len(nonmanifold_edges(f)) == 0
+    assert cylinder_ref(v).max() < 0.003
+
+
+def test_shell_mesh_deterministic_and_empty_field():
+    cfg = _cfg()
+    pts = dense_point_cloud(cap_udf, cfg, delta=0.2)
+    a, b = shell_mesh(cap_udf, pts, cfg), shell_mesh(cap_udf, pts, cfg)
+    assert a[0].tobytes() == b[0].tobytes() and a[1].tobytes() == b[1].tobytes()
+    v, f = shell_mesh(lambda p: plane_udf(p) + 1.0, pts, cfg)  # nothing below the level
+    assert v.shape == (0, 3) and f.shape == (0, 3)
+    with pytest.raises(ValueError, match="points"):
+        shell_mesh(plane_udf, np.zeros((0, 3)), cfg)
+
+
+def test_extract_mesh_keeps_the_meshudf_option():
+    cfg = _cfg(mesher="meshudf")
+    pts = dense_point_cloud(plane_udf, cfg, delta=0.2)
+    from anchorudf.reconstruct.holes import fill_small_holes
+
+    v, f = extract_mesh(plane_udf, pts, cfg)
+    v2, f2 = fill_small_holes(*udf_mesh(plane_udf, pts, cfg, min_component_faces=cfg.mesh_min_faces),
+                              cfg.mesh_fill_holes)
+    assert v.tobytes() == v2.tobytes() and f.tobytes() == f2.tobytes()

@@ -36,3 +36,123 @@ def test_boundary_helpers_on_a_strip():
     half = boundary_half_edges(f)  # directed, in winding, face_edges corner order
     assert [tuple(int(x) for x in e) for e in half] == [(0, 1), (1, 3), (2, 0), (3, 2)]
     assert np.array_equal(face_components(f), [0, 0])
+
+
+# --- non-manifold edges and vertices, pieces, boundary length: against slow references ---
+
+from anchorudf.geometry.topology import (boundary_length, connected_pieces, corner_fans,  # noqa: E402
+                                         mesh_topology, nonmanifold_edges, nonmanifold_vertices,
+                                         split_nonmanifold_vertices)
+
+
+def _ref_edge_faces(f):
+    count = {}
+    for tri in f.tolist():
+        for a, b in ((tri[0], tri[1]), (tri[1], tri[2]), (tri[2], tri[0])):
+            key = (min(a, b), max(a, b))
+            count[key] = count.get(key, 0) + 1
+    return count
+
+
+def _ref_nonmanifold_edges(f):
+    return sorted(e for e, c in _ref_edge_faces(f).items() if c > 2)
+
+
+def _ref_fans(f, v):
+    """Groups of the faces around vertex v, joined through edges that contain v."""
+    around = [i for i, tri in enumerate(f.tolist()) if v in tri]
+    groups, left = [], set(around)
+    while left:
+        stack, group = [left.pop()], set()
+        while stack:
+            i = stack.pop()
+            group.add(i)
+            for j in list(left):
+                shared = set(f[i].tolist()) & set(f[j].tolist())
+                if v in shared and len(shared) >= 2:
+                    left.remove(j)
+                    stack.append(j)
+        groups.append(group)
+    return groups
+
+
+def _ref_nonmanifold_vertices(f):
+    bad = {int(x) for e in _ref_nonmanifold_edges(f) for x in e}
+    for v in np.unique(f).tolist():
+        if len(_ref_fans(f, v)) > 1:
+            bad.add(v)
+    return sorted(bad)
+
+
+def _ref_pieces(f):
+    parent = list(range(len(f)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner = {}
+    for i, tri in enumerate(f.tolist()):
+        for a, b in ((tri[0], tri[1]), (tri[1], tri[2]), (tri[2], tri[0])):
+            key = (min(a, b), max(a, b))
+            if key in owner:
+                parent[find(i)] = find(owner[key])
+            else:
+                owner[key] = i
+    return len({find(i) for i in range(len(f))})
+
+
+def _ref_boundary_length(v, f):
+    return sum(float(np.linalg.norm(v[a] - v[b])) for (a, b), c in _ref_edge_faces(f).items() if c == 1)
+
+
+BOWTIE = np.array([[0, 1, 2], [0, 3, 4]])           # two triangles touching at vertex 0
+FIN = np.array([[0, 1, 2], [1, 0, 3], [0, 1, 4]])   # three triangles on edge 0-1
+STRIP = np.array([[0, 1, 2], [2, 1, 3]])            # a manifold quad
+
+
+def test_nonmanifold_kernels_on_named_meshes():
+    assert nonmanifold_edges(STRIP).shape == (0, 2) and len(nonmanifold_vertices(STRIP)) == 0
+    assert len(nonmanifold_edges(BOWTIE)) == 0 and nonmanifold_vertices(BOWTIE).tolist() == [0]
+    assert nonmanifold_edges(FIN).tolist() == [[0, 1]] and nonmanifold_vertices(FIN).tolist() == [0, 1]
+    fans = corner_fans(BOWTIE)
+    assert fans[0, 0] != fans[1, 0]                  # vertex 0: one fan per triangle
+    assert connected_pieces(BOWTIE) == 2 and connected_pieces(STRIP) == 1
+    assert connected_pieces(np.zeros((0, 3), np.int64)) == 0
+    assert len(nonmanifold_vertices(np.zeros((0, 3), np.int64))) == 0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_topology_kernels_match_slow_references(seed):
+    rng = np.random.default_rng(seed)
+    f = _faces(n=int(rng.integers(5, 30)), nv=int(rng.integers(6, 14)), seed=seed)
+    v = rng.normal(size=(int(f.max()) + 1, 3))
+    assert [tuple(e) for e in nonmanifold_edges(f).tolist()] == _ref_nonmanifold_edges(f)
+    assert nonmanifold_vertices(f).tolist() == _ref_nonmanifold_vertices(f)
+    assert connected_pieces(f) == _ref_pieces(f)
+    assert boundary_length(v, f) == pytest.approx(_ref_boundary_length(v, f))
+    topo = mesh_topology(v, f)
+    assert topo["nonmanifold_edges"] == len(_ref_nonmanifold_edges(f))
+    assert topo["pieces"] == _ref_pieces(f)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_split_nonmanifold_vertices_leaves_one_fan_per_vertex(seed):
+    # Random meshes whose edges are manifold: pieces of a grid, glued at corners.
+    import meshes
+
+    rng = np.random.default_rng(seed)
+    v, f = meshes.open_tube_arrays(sections=8, rings=3)
+    f = f[rng.random(len(f)) < 0.6]                   # holes, bow-ties, loose pieces
+    assert len(nonmanifold_edges(f)) == 0
+    fans = sum(len(_ref_fans(f, x)) for x in np.unique(f).tolist())
+    v2, f2 = split_nonmanifold_vertices(v, f)
+    assert len(nonmanifold_vertices(f2)) == 0
+    assert len(np.unique(f2)) == fans                 # one vertex per fan
+    np.testing.assert_array_equal(v2[f2], v[f])       # same triangles, same winding
+    assert np.array_equal(v2[:len(v)], v)
+    assert connected_pieces(f2) == connected_pieces(f)
+    vb, fb = split_nonmanifold_vertices(np.eye(5, 3), BOWTIE)
+    assert len(vb) == 6 and len(nonmanifold_vertices(fb)) == 0 and fb.tolist() == [[0, 1, 2], [5, 3, 4]]

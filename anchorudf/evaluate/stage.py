@@ -48,7 +48,7 @@ from anchorudf.evaluate.baselines import Retrieval
 from anchorudf.evaluate.report import write_index
 from anchorudf.evaluate.table import METRICS, aggregate
 from anchorudf.geometry.camera import project, unproject
-from anchorudf.geometry.topology import boundary_loops
+from anchorudf.geometry.topology import boundary_length, mesh_topology
 from anchorudf.models.checkpoint import load_model
 from anchorudf.reconstruct.image import reconstruct_image
 from anchorudf.reconstruct.outputs import write_garment_outputs
@@ -257,13 +257,24 @@ def _score_view(r, yaw: float, rec: Reconstruction, gt: GroundTruth, mask: np.nd
     if len(rec.mesh_faces):
         mp, _ = mesh_points(rec.mesh_vertices, rec.mesh_faces, p.evaluate.metric_points, seed)
         rows.append(base | {"method": "anchorudf_mesh"} | score(mp, gt, calib, p, seed)
-                    | {"boundary_loops": boundary_loops(rec.mesh_faces),
-                       "gt_boundary_loops": gt.boundary_loops})
+                    | mesh_topology_row(rec.mesh_vertices, rec.mesh_faces, gt, calib))
     rows.append(base | {"method": "predicted_anchors"} | score(rec.anchors, gt, calib, p, seed))
     if retrieval is not None:
         for name, pts in retrieval.predict(r.id, r.category, yaw, mask, gt, calib).items():
             rows.append(base | {"method": name} | score(pts, gt, calib, p, seed))
     return rows
+
+
+def mesh_topology_row(vertices: np.ndarray, faces: np.ndarray, gt: GroundTruth, calib: np.ndarray) -> dict:
+    """Topology columns of a mesh row: boundary loops (and the ground truth's), non-manifold
+    edges and vertices, connected pieces, and the total boundary length over the ground
+    truth's (both in the view's NDC; 1 is right, a shredded mesh has many times more)."""
+    topo = mesh_topology(vertices, faces)
+    gt_length = boundary_length(project(calib, gt.vertices), gt.faces)
+    return {"boundary_loops": topo["boundary_loops"], "gt_boundary_loops": gt.boundary_loops,
+            "nonmanifold_edges": topo["nonmanifold_edges"], "nonmanifold_vertices": topo["nonmanifold_vertices"],
+            "pieces": topo["pieces"],
+            "boundary_length_ratio": topo["boundary_length"] / gt_length if gt_length > 0 else float("nan")}
 
 
 def _write_results(table, pictures: dict, out_dir: Path) -> dict:

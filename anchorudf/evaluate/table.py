@@ -24,11 +24,27 @@ def aggregate(table) -> dict:
         entry["views"] = int(len(t))
         entry["empty_views"] = int((t["points"] == 0).sum())
         if "boundary_loops" in t and t["boundary_loops"].notna().any():
-            ok = t.dropna(subset=["boundary_loops"])
-            entry["boundary_loops_match"] = float((ok["boundary_loops"] == ok["gt_boundary_loops"]).mean())
+            entry.update(mesh_topology_summary(t.dropna(subset=["boundary_loops"])))
         entry["per_category"] = {c: {k: mean(g[k]) for k in METRICS}
                                  for c, g in per_garment.groupby("category", sort=True)}
         out[method] = entry
+    return out
+
+
+def mesh_topology_summary(t) -> dict:
+    """Over the views with a mesh: share with the ground truth's number of boundary loops,
+    the median loop count and |loops - gt|, share without non-manifold edges, mean
+    non-manifold edges and vertices per view, median pieces, median boundary length ratio."""
+    out = {"boundary_loops_match": float((t["boundary_loops"] == t["gt_boundary_loops"]).mean()),
+           "boundary_loops_median": float(t["boundary_loops"].median()),
+           "boundary_loops_abs_error_median": float((t["boundary_loops"] - t["gt_boundary_loops"]).abs().median())}
+    if "nonmanifold_edges" in t:
+        out["manifold_edges_share"] = float((t["nonmanifold_edges"] == 0).mean())
+        out["nonmanifold_edges_mean"] = float(t["nonmanifold_edges"].mean())
+        out["nonmanifold_vertices_mean"] = float(t["nonmanifold_vertices"].mean())
+        out["pieces_median"] = float(t["pieces"].median())
+        ratio = t["boundary_length_ratio"].median()
+        out["boundary_length_ratio_median"] = None if np.isnan(ratio) else float(ratio)
     return out
 
 

@@ -90,3 +90,111 @@ def face_components(faces: np.ndarray) -> np.ndarray:
     graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(f), len(f)))
     _, labels = connected_components(graph, directed=False)
     return labels.astype(np.int64)
+
+
+def edge_face_counts(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(E, 2) undirected edges (sorted ids, rows sorted) and (E,) how many faces use each."""
+    f = np.asarray(faces, dtype=np.int64)
+    if len(f) == 0:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.unique(np.sort(face_edges(f), axis=1), axis=0, return_counts=True)
+
+
+def nonmanifold_edges(faces: np.ndarray) -> np.ndarray:
+    """(K, 2) edges (sorted ids) used by more than two faces."""
+    edges, counts = edge_face_counts(faces)
+    return edges[counts > 2]
+
+
+def corner_fans(faces: np.ndarray) -> np.ndarray:
+    """(F, 3) fan id of every face corner.
+
+    The corners of one vertex belong to one fan when their faces are joined through
+    edges that contain the vertex (the faces around a manifold vertex form one fan, a
+    disk or a half-disk). Fan ids are 0..n_fans-1.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    f = np.asarray(faces, dtype=np.int64)
+    nf = len(f)
+    if nf == 0:
+        return np.zeros((0, 3), dtype=np.int64)
+    corner = np.arange(3 * nf).reshape(nf, 3)
+    # Each corner (f, k) of vertex v touches the edges (v, f[k+1]) and (v, f[k+2]).
+    keys, ids = [], []
+    for step in (1, 2):
+        keys.append(np.stack([f, np.roll(f, -step, axis=1)], axis=2).reshape(-1, 2))
+        ids.append(corner.ravel())
+    keys, ids = np.concatenate(keys), np.concatenate(ids)
+    _, group = np.unique(keys, axis=0, return_inverse=True)
+    group = group.ravel()
+    order = np.argsort(group, kind="stable")
+    g, c = group[order], ids[order]
+    same = g[1:] == g[:-1]
+    graph = coo_matrix((np.ones(int(same.sum())), (c[:-1][same], c[1:][same])), shape=(3 * nf, 3 * nf))
+    _, fans = connected_components(graph, directed=False)
+    _, fans = np.unique(fans, return_inverse=True)
+    return fans.reshape(nf, 3).astype(np.int64)
+
+
+def nonmanifold_vertices(faces: np.ndarray) -> np.ndarray:
+    """(K,) sorted ids of vertices whose faces form more than one fan (a bow-tie, two
+    sheets touching at a point) or that lie on a non-manifold edge."""
+    f = np.asarray(faces, dtype=np.int64)
+    if len(f) == 0:
+        return np.zeros(0, dtype=np.int64)
+    fans = corner_fans(f)
+    pairs = np.unique(np.c_[f.ravel(), fans.ravel()], axis=0)
+    verts, count = np.unique(pairs[:, 0], return_counts=True)
+    bad = set(verts[count > 1].tolist()) | set(nonmanifold_edges(f).ravel().tolist())
+    return np.array(sorted(bad), dtype=np.int64)
+
+
+def split_nonmanifold_vertices(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Give every fan of a vertex its own copy of the vertex (positions unchanged).
+
+    A bow-tie vertex becomes two vertices; faces keep their order and winding. Vertices
+    on non-manifold edges are left alone (split the edges' faces first). Returns new
+    (V', 3) vertices (the old ones first) and (F, 3) faces.
+    """
+    v = np.asarray(vertices)
+    f = np.asarray(faces, dtype=np.int64)
+    if len(f) == 0:
+        return v, f
+    fans = corner_fans(f)
+    pairs, first = np.unique(np.c_[f.ravel(), fans.ravel()], axis=0, return_index=True)
+    # The fan met first (lowest corner) keeps the vertex id; the others get new ids.
+    order = np.lexsort((first, pairs[:, 0]))
+    pairs = pairs[order]
+    leader = np.r_[True, pairs[1:, 0] != pairs[:-1, 0]]
+    new_id = np.empty(len(pairs), dtype=np.int64)
+    new_id[leader] = pairs[leader, 0]
+    extra = np.flatnonzero(~leader)
+    new_id[extra] = len(v) + np.arange(len(extra))
+    fan_to_id = np.empty(int(fans.max()) + 1, dtype=np.int64)
+    fan_to_id[pairs[:, 1]] = new_id
+    out = fan_to_id[fans]
+    return np.concatenate([v, v[pairs[extra, 0]]]), out
+
+
+def connected_pieces(faces: np.ndarray) -> int:
+    """Number of edge-connected pieces of the faces (0 for no faces)."""
+    f = np.asarray(faces, dtype=np.int64)
+    return int(len(np.unique(face_components(f)))) if len(f) else 0
+
+
+def boundary_length(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """Total length of the boundary edges (edges of one face), in the vertices' units."""
+    e = boundary_edges(faces)
+    v = np.asarray(vertices, dtype=np.float64)
+    return float(np.linalg.norm(v[e[:, 0]] - v[e[:, 1]], axis=1).sum()) if len(e) else 0.0
+
+
+def mesh_topology(vertices: np.ndarray, faces: np.ndarray) -> dict:
+    """Boundary loops, non-manifold edges and vertices, pieces and boundary length of a mesh."""
+    return {"boundary_loops": boundary_loops(faces) if len(faces) else 0,
+            "nonmanifold_edges": int(len(nonmanifold_edges(faces))),
+            "nonmanifold_vertices": int(len(nonmanifold_vertices(faces))),
+            "pieces": connected_pieces(faces),
+            "boundary_length": boundary_length(vertices, faces)}

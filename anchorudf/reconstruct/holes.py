@@ -57,3 +57,102 @@ def fill_small_holes(vertices: np.ndarray, faces: np.ndarray,
     if not new_v:
         return v, f
     return np.concatenate([v, np.array(new_v)]), np.concatenate([f, np.array(new_f, dtype=np.int64)])
+
+
+def _simple_loops(faces: np.ndarray) -> list[list[int]]:
+    """Boundary loops as vertex lists in the direction of their half-edges, simple ones only
+    (every vertex on two boundary edges)."""
+    bhe = _boundary_half_edges(faces)
+    if len(bhe) == 0:
+        return []
+    degree = np.bincount(bhe.ravel())
+    nxt = dict(zip(bhe[:, 0].tolist(), bhe[:, 1].tolist()))
+    seen: set[int] = set()
+    loops = []
+    for start in sorted(nxt):
+        if start in seen:
+            continue
+        loop, cur, simple = [start], nxt.get(start), degree[start] == 2
+        while cur is not None and cur != start and len(loop) <= len(bhe):
+            simple &= degree[cur] == 2
+            loop.append(cur)
+            cur = nxt.get(cur)
+        seen.update(loop)
+        if cur == start and simple and len(loop) >= 3:
+            loops.append(loop)
+    return loops
+
+
+def fill_field_holes(vertices: np.ndarray, faces: np.ndarray, udf_fn, h: float, max_udf: float,
+                     batch_points: int, device: str = "cpu", steps: int = 5,
+                     quantile: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """Close the holes the field itself spans: boundary loops across which the UDF stays low.
+
+    For every simple boundary loop a disk is laid out as rings shrinking to the loop's
+    centroid (about one ring per ``h``). If the ``quantile`` of the UDF over the disk's
+    new vertices is at most ``max_udf``, the field says there is surface across the loop
+    (a dip of the learned field above the extraction level, not an opening of the
+    garment: there the disk's middle is far from any surface), and if the mesh does not go
+    on inside the loop (the outline of a flat sheet: a mesh vertex within half the loop's
+    mean radius of its centroid), the disk is added, wound against the loop's edges, and its
+    new vertices are projected onto the zero level (``steps`` NDF steps). Returns new
+    vertices (the old ones first) and faces.
+    """
+    import torch
+    from scipy.spatial import cKDTree
+
+    from anchorudf.reconstruct.dense import project_points, udf_and_grad
+
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    if len(f) == 0:
+        return v, f
+    loops = _simple_loops(f)
+    if not loops:
+        return v, f
+    disks = []
+    for loop in loops:
+        ring = v[loop]
+        c = ring.mean(axis=0)
+        radius = float(np.linalg.norm(ring - c, axis=1).mean())
+        rings = int(np.clip(np.ceil(radius / h), 1, 16))
+        frac = np.arange(rings - 1, 0, -1) / rings  # outer to inner, loop itself excluded
+        inner = c + (ring[None] - c) * frac[:, None, None]  # (rings-1, n, 3)
+        disks.append((loop, c, inner, radius))
+    pts = np.concatenate([np.concatenate([d[1][None], d[2].reshape(-1, 3)]) for d in disks])
+    fv, _ = udf_and_grad(udf_fn, torch.as_tensor(pts, dtype=torch.float32, device=device), batch_points,
+                         with_grad=False)
+    fv = fv.double().cpu().numpy()
+    new_v, new_f, at, n0, tree = [], [], 0, len(v), None
+    for loop, c, inner, radius in disks:
+        k = 1 + inner.shape[0] * inner.shape[1]
+        score = np.quantile(fv[at:at + k], quantile)
+        at += k
+        if score > max_udf:
+            continue
+        if tree is None:
+            tree = cKDTree(v[np.unique(f)])
+        if tree.query(c)[0] < 0.5 * radius:  # the mesh goes on inside the loop: no hole
+            continue
+        n = len(loop)
+        base = n0 + sum(len(x) for x in new_v)
+        ids = [np.asarray(loop)]
+        for r in range(inner.shape[0]):
+            ids.append(base + 1 + r * n + np.arange(n))
+        centre = base
+        new_v.append(np.concatenate([c[None], inner.reshape(-1, 3)]))
+        for outer, inn in zip(ids[:-1], ids[1:]):
+            p, q = outer, np.roll(outer, -1)
+            pi, qi = inn, np.roll(inn, -1)
+            # boundary half-edge p->q is used as q->p by the new faces
+            new_f.append(np.stack([q, p, pi], 1))
+            new_f.append(np.stack([q, pi, qi], 1))
+        last = ids[-1]
+        new_f.append(np.stack([np.roll(last, -1), last, np.full(n, centre)], 1))
+    if not new_v:
+        return v, f
+    add = np.concatenate(new_v)
+    moved, _ = project_points(udf_fn, torch.as_tensor(add, dtype=torch.float32, device=device),
+                              delta=2 * h, num_steps=steps, batch_points=batch_points)
+    add = moved.double().cpu().numpy()
+    return np.concatenate([v, add]), np.concatenate([f] + [x.astype(np.int64) for x in new_f])

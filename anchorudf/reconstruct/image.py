@@ -33,13 +33,12 @@ def reconstruct_image(model: AnchorUDF, image: torch.Tensor, cfg: EvaluateConfig
     The image is encoded once; the model's UDF (``model.query``: the fine level of an
     AnchorUDF-HD model, else the coarse level's last stack) is then queried in batches of
     ``cfg.batch_points`` by the NDF projection (:func:`dense_point_cloud`) and, if
-    ``mesh``, by the UDF meshing (:func:`udf_mesh`).
+    ``mesh``, by the UDF meshing (:func:`extract_mesh`, ``cfg.mesher``).
     """
     import torch
 
     from anchorudf.reconstruct.dense import dense_point_cloud
-    from anchorudf.reconstruct.holes import fill_small_holes
-    from anchorudf.reconstruct.meshing import udf_mesh
+    from anchorudf.reconstruct.meshing import extract_mesh
 
     model.eval()
     with torch.no_grad():
@@ -53,7 +52,6 @@ def reconstruct_image(model: AnchorUDF, image: torch.Tensor, cfg: EvaluateConfig
     v = np.zeros((0, 3))
     f = np.zeros((0, 3), dtype=np.int64)
     if (cfg.mesh if mesh is None else mesh) and len(points) > 0:
-        v, f = udf_mesh(udf_fn, points, cfg, device=device, min_component_faces=cfg.mesh_min_faces)
-        v, f = fill_small_holes(v, f, cfg.mesh_fill_holes)
+        v, f = extract_mesh(udf_fn, points, cfg, device=device)
     return Reconstruction(points=np.asarray(points, np.float32), anchors=anchors.astype(np.float32),
                           mesh_vertices=np.asarray(v, np.float64), mesh_faces=np.asarray(f, np.int64))

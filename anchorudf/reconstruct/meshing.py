@@ -1,5 +1,9 @@
 """Open-surface meshes from an unsigned distance field (MeshUDF-style, Guillard et al. 2022).
 
+This is ``evaluate.mesher: meshudf``: right on exact fields, shredded by a learned one
+(per-cell sign choices disagree across cells). The default is ``shell``
+(:mod:`anchorudf.reconstruct.shell`); :func:`extract_mesh` runs the configured one.
+
 Why not marching cubes on ``|f| = eps``: that level set of a UDF is a thin closed shell
 around the surface, i.e. two parallel sheets (a double layer) with closed caps over every
 open boundary. A UDF has no sign to run marching cubes at level 0 on.
@@ -368,3 +372,31 @@ def _assemble(udf_fn: UdfFn, grid_pos: np.ndarray, origin: np.ndarray, h: float,
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
     verts, faces = _compact(verts, faces)
     return verts, _orient(faces)
+
+
+def extract_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig,
+                 device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """The evaluation's mesh of a UDF: ``cfg.mesher`` and its hole handling.
+
+    ``shell`` (default): :func:`anchorudf.reconstruct.shell.shell_mesh`, then the holes
+    the field spans are closed (``cfg.mesh_fill_field``), then pin holes
+    (``cfg.mesh_fill_holes``), then every vertex where two fans touch is split, so the
+    result is a 2-manifold with boundary. ``meshudf``: :func:`udf_mesh` and pin holes.
+    Pieces under ``cfg.mesh_min_faces`` faces are dropped either way. Returns (V, 3)
+    float64 NDC vertices and (F, 3) int64 faces.
+    """
+    from anchorudf.geometry.topology import split_nonmanifold_vertices
+    from anchorudf.reconstruct.holes import fill_field_holes, fill_small_holes
+
+    if cfg.mesher == "meshudf":
+        v, f = udf_mesh(udf_fn, points, cfg, device=device, min_component_faces=cfg.mesh_min_faces)
+        return fill_small_holes(v, f, cfg.mesh_fill_holes)
+    from anchorudf.reconstruct.shell import shell_mesh
+
+    v, f = shell_mesh(udf_fn, points, cfg, device=device, min_component_faces=cfg.mesh_min_faces)
+    if len(f) and cfg.mesh_fill_field > 0:
+        pts = np.asarray(points, dtype=np.float64)
+        h = float(np.ptp(pts, axis=0).max()) / cfg.mesh_resolution
+        v, f = fill_field_holes(v, f, udf_fn, h, cfg.mesh_fill_field * h, cfg.batch_points, device)
+    v, f = fill_small_holes(v, f, cfg.mesh_fill_holes)
+    return split_nonmanifold_vertices(v, f)
