@@ -31,24 +31,10 @@ def fill_small_holes(vertices: np.ndarray, faces: np.ndarray,
     f = np.asarray(faces, dtype=np.int64)
     if max_edges < 3 or len(f) == 0:
         return v, f
-    bhe = _boundary_half_edges(f)
-    if len(bhe) == 0:
-        return v, f
-    degree = np.bincount(bhe.ravel(), minlength=len(v))
-    nxt = dict(zip(bhe[:, 0].tolist(), bhe[:, 1].tolist()))
-    seen: set[int] = set()
     new_v: list[np.ndarray] = []
     new_f: list[list[int]] = []
-    for start in sorted(nxt):
-        if start in seen:
-            continue
-        loop, cur, simple = [start], nxt.get(start), degree[start] == 2
-        while cur is not None and cur != start and len(loop) <= len(bhe):
-            simple &= degree[cur] == 2
-            loop.append(cur)
-            cur = nxt.get(cur)
-        seen.update(loop)
-        if cur != start or not simple or not 3 <= len(loop) <= max_edges:
+    for loop in _simple_loops(f):
+        if len(loop) > max_edges:
             continue
         centre = len(v) + len(new_v)
         new_v.append(v[loop].mean(axis=0))
