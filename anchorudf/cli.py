@@ -285,17 +285,36 @@ def teaser_cmd(eval_dir: Path = typer.Option(Path("reports/eval"), "--eval", hel
 @app.command("reconstruct")
 def reconstruct_cmd(image: Path = typer.Argument(..., help="RGB(A) image of a garment"),
                     mask: Optional[Path] = typer.Option(None, "--mask", "-m", help="mask image (white = garment)"),
-                    checkpoint: Path = typer.Option(Path("data/train/model"), "--checkpoint", "-c",
-                                                    help="model folder (or checkpoint folder)"),
+                    checkpoint: Optional[Path] = typer.Option(
+                        None, "--checkpoint", "-c",
+                        help="model folder (or checkpoint folder), e.g. data/train/model; "
+                             "default: the shipped weights (anchorudf weights)"),
                     out: Path = typer.Option(Path("reconstruction"), "--out", "-o", help="output folder"),
                     no_mesh: bool = typer.Option(False, "--no-mesh", help="points only"),
                     params: Path = ParamsOpt, overrides: Optional[list[str]] = SetOpt):
     """Reconstruct one garment image: points.ply, coloured mesh.ply/.glb, mesh.obj, anchors.ply, preview.png."""
     from anchorudf.reconstruct.run import run_reconstruct
 
+    if checkpoint is None:
+        from anchorudf import weights
+
+        checkpoint = weights.model_dir()  # verified against the card's sha256 here
+        typer.echo(f"using the shipped weights {checkpoint} (see `anchorudf weights`; "
+                   "--checkpoint DIR for a model of your own)", err=True)
     files = run_reconstruct(image, mask, checkpoint, out, _load(params, overrides), mesh=not no_mesh)
     for f in files:
         typer.echo(str(f))
+
+
+@app.command("weights")
+def weights_cmd(as_json: bool = typer.Option(False, "--json", help="print the whole card (JSON)")):
+    """What is shipped: the weights' sha256 (verified), recipe, data and scores, and the example images."""
+    import json
+
+    from anchorudf import weights
+
+    card = weights.verify()
+    typer.echo(json.dumps(card, indent=2, sort_keys=True) if as_json else weights.describe(card))
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ Layers, top to bottom (the first dotted component below ``anchorudf`` names the 
     4  anchorudf.evaluate                                    scores reconstructions
     3  anchorudf.reconstruct | anchorudf.train               siblings: never import each other
     2  anchorudf.models | anchorudf.render > anchorudf.data  render may read data; models and data are siblings
+       anchorudf.weights > anchorudf.models                  the shipped model, read through models
     1  anchorudf.geometry, anchorudf.config, anchorudf.utils, anchorudf.errors, anchorudf (the package root)
 
 Every ``import`` / ``from ... import`` counts, including those inside functions and
@@ -31,6 +32,8 @@ LAYERS: dict[str, tuple[int, int]] = {
     "reconstruct": (3, 0), "train": (3, 0),
     # render reads the garment set (meshes, manifest) it renders: it sits just above data.
     "models": (2, 0), "render": (2, 1), "data": (2, 0),
+    # the shipped weights: a model folder and its card, read through models.checkpoint
+    "weights": (2, 1),
     "geometry": (1, 0), "config": (1, 0), "utils": (1, 0), "errors": (1, 0), "": (1, 0),
 }
 # Layers whose units may import each other (in the other layers they are siblings).
