@@ -289,6 +289,11 @@ def test_shard_layout_load_views_and_determinism(tmp_path):
         "view_040.00.png", "view_180.00.png", "views.json"]
     meta = json.loads((gdir / "views.json").read_text())
     assert meta["garment_id"] == "g2" and meta["size"] == 48 and meta["params"]["yaws"] == [0.0, 40.0, 180.0]
+    # the scale is stored at 12 significant digits (its determinant's last bit varies by CPU)
+    from anchorudf.geometry.camera import calib_scale
+
+    scale = calib_scale(np.asarray(meta["views"][0]["calib"]))
+    assert meta["scale"] == float(f"{scale:.12g}") and abs(meta["scale"] - scale) < 1e-11 * scale
     # load_views: yaw order, calib as stored, from the out dir or the shard dir
     meta["views"] = meta["views"][::-1]
     (gdir / "views.json").write_text(json.dumps(meta))

@@ -9,7 +9,9 @@ Layout of a render output folder::
 
 ``views.json``::
 
-    {"garment_id": str, "size": int (pixels), "scale": float (NDC units per garment unit),
+    {"garment_id": str, "size": int (pixels),
+     "scale": float (NDC units per garment unit; 12 significant digits, as LAPACK's
+              determinant behind it differs in the last bit across CPUs),
      "backend": str, "params": {render params that shaped the files},
      "source": {"mesh": path in the garments folder, "sha256": of the mesh (utils.io.mesh_sha256)},
      "views": [{"yaw": deg, "image": file, "mask": file, "image_sha256": ..., "mask_sha256": ...,

@@ -98,7 +98,7 @@ def render_garment(garments_dir: Path, shard_dir: Path, cfg: RenderConfig, task:
         if stale.name not in keep:
             stale.unlink()
     write_json(gdir / VIEWS_JSON, {
-        "garment_id": gid, "size": cfg.size, "scale": calib_scale(views[0].calib),
+        "garment_id": gid, "size": cfg.size, "scale": float(f"{calib_scale(views[0].calib):.12g}"),
         "backend": select_backend(cfg.backend), "params": render_params(cfg, yaws),
         "source": {"mesh": task.mesh_rel, "sha256": task.digest}, "views": entries})
 
