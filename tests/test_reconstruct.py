@@ -313,3 +313,31 @@ def test_extract_mesh_keeps_the_meshudf_option():
     v2, f2 = fill_small_holes(*udf_mesh(plane_udf, pts, cfg, min_component_faces=cfg.mesh_min_faces),
                               cfg.mesh_fill_holes)
     assert v.tobytes() == v2.tobytes() and f.tobytes() == f2.tobytes()
+
+
+def test_mesh_to_points_chamfer_counts_excess_and_missing_surface():
+    from anchorudf.reconstruct.meshing import mesh_to_points_chamfer
+
+    cfg = _cfg()
+    pts = dense_point_cloud(cylinder_udf, cfg, delta=0.2)
+    v, f = shell_mesh(cylinder_udf, pts, cfg)
+    good = mesh_to_points_chamfer(v, f, pts)
+    half = f[v[f].mean(axis=1)[:, 1] > 0]                 # missing surface
+    swollen = v * 1.2                                     # surface off the points
+    assert good < 0.03                                    # sampling spacing of both clouds
+    assert mesh_to_points_chamfer(v, half, pts) > 3 * good
+    assert mesh_to_points_chamfer(swollen, f, pts) > 3 * good
+    assert mesh_to_points_chamfer(v, f[:0], pts) == float("inf")
+
+
+def test_extract_mesh_auto_keeps_the_mesh_closer_to_the_points():
+    from anchorudf.reconstruct.meshing import mesh_to_points_chamfer
+
+    noisy = _noisy(cylinder_udf)
+    cfg = _cfg(filter_val=0.02, reseed_val=0.04)
+    pts = dense_point_cloud(noisy, cfg, delta=0.2)
+    both = [extract_mesh(noisy, pts, _cfg(filter_val=0.02, reseed_val=0.04, mesher=m)) for m in ("shell", "meshudf")]
+    scores = [mesh_to_points_chamfer(v, f, pts) for v, f in both]
+    v, f = extract_mesh(noisy, pts, _cfg(filter_val=0.02, reseed_val=0.04, mesher="auto"))
+    best = both[int(np.argmin(scores))]
+    assert v.tobytes() == best[0].tobytes() and f.tobytes() == best[1].tobytes()

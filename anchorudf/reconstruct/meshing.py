@@ -374,6 +374,26 @@ def _assemble(udf_fn: UdfFn, grid_pos: np.ndarray, origin: np.ndarray, h: float,
     return verts, _orient(faces)
 
 
+def mesh_to_points_chamfer(v: np.ndarray, f: np.ndarray, points: np.ndarray, n: int = 20000,
+                           seed: int = 0) -> float:
+    """Symmetric mean Chamfer (unsquared) between ``n`` area-uniform samples of the mesh
+    (v, f) and up to ``n`` of ``points``: how well a mesh agrees with the dense points of
+    the same field (excess surface and missing surface both count). inf for an empty mesh."""
+    from scipy.spatial import cKDTree
+
+    from anchorudf.render.pictures import mesh_points
+
+    samples, _ = mesh_points(v, f, n, seed)
+    if len(samples) == 0 or len(points) == 0:
+        return float("inf")
+    pts = np.asarray(points, np.float64)
+    if len(pts) > n:
+        pts = pts[np.random.default_rng(seed).choice(len(pts), n, replace=False)]
+    d1, _ = cKDTree(pts).query(samples)
+    d2, _ = cKDTree(samples).query(pts)
+    return float(d1.mean() + d2.mean())
+
+
 def extract_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig,
                  device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """The evaluation's mesh of a UDF: ``cfg.mesher`` and its hole handling.
@@ -382,12 +402,20 @@ def extract_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig,
     the field spans are closed (``cfg.mesh_fill_field``), then pin holes
     (``cfg.mesh_fill_holes``), then every vertex where two fans touch is split, so the
     result is a 2-manifold with boundary. ``meshudf``: :func:`udf_mesh` and pin holes.
+    ``auto``: both, and the one closer to ``points`` (the field's dense points, no ground
+    truth) by :func:`mesh_to_points_chamfer`.
     Pieces under ``cfg.mesh_min_faces`` faces are dropped either way. Returns (V, 3)
     float64 NDC vertices and (F, 3) int64 faces.
     """
     from anchorudf.geometry.topology import split_nonmanifold_vertices
     from anchorudf.reconstruct.holes import fill_field_holes, fill_small_holes
 
+    if cfg.mesher == "auto":
+        import dataclasses
+
+        meshes = [extract_mesh(udf_fn, points, dataclasses.replace(cfg, mesher=m), device=device)
+                  for m in ("shell", "meshudf")]
+        return min(meshes, key=lambda vf: mesh_to_points_chamfer(vf[0], vf[1], points))
     if cfg.mesher == "meshudf":
         v, f = udf_mesh(udf_fn, points, cfg, device=device, min_component_faces=cfg.mesh_min_faces)
         return fill_small_holes(v, f, cfg.mesh_fill_holes)
