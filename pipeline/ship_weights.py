@@ -35,6 +35,7 @@ from anchorudf.data.images import load_rgb_mask
 from anchorudf.data.manifest import read_manifest
 from anchorudf.data.meshio import load_garment, mesh_arrays
 from anchorudf.geometry.camera import project
+from anchorudf.geometry.sampling import surface_samples
 from anchorudf.models.checkpoint import load_model, sha256_file
 from anchorudf.render.layout import load_views
 from anchorudf.utils.io import atomic_path, write_json
@@ -52,19 +53,6 @@ def _save_png(path: Path, array: np.ndarray) -> None:
         Image.fromarray(array).save(tmp, optimize=True)
 
 
-def _surface_points(v: np.ndarray, f: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """``n`` area-uniform points of the mesh (v, f), seeded."""
-    rng = np.random.default_rng(seed)
-    tri = v[f]
-    area = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    idx = rng.choice(len(f), n, p=area / area.sum())
-    a, b = rng.random((2, n, 1))
-    flip = a + b > 1
-    a, b = np.where(flip, 1 - a, a), np.where(flip, 1 - b, b)
-    t = tri[idx]
-    return t[:, 0] + a * (t[:, 1] - t[:, 0]) + b * (t[:, 2] - t[:, 0])
-
-
 def rendered_examples(data: Path, out: Path, seed: int) -> list[dict]:
     """Write the EXAMPLE_VIEWS test views (RGBA PNG) and their ground truth (view NDC)."""
     df = read_manifest(data / "garments")
@@ -80,7 +68,7 @@ def rendered_examples(data: Path, out: Path, seed: int) -> list[dict]:
         name = f"{r['id']}_yaw{int(yaw):03d}"
         _save_png(out / f"{name}.png", np.dstack([rgb, mask.astype(np.uint8) * 255]))
         v, f = mesh_arrays(load_garment(data / "garments", r["mesh"]))
-        gt = project(np.asarray(view.calib), _surface_points(v, f, GT_POINTS, seed)).astype(np.float32)
+        gt = project(np.asarray(view.calib), surface_samples(v, f, GT_POINTS, np.random.default_rng(seed))[0]).astype(np.float32)
         with atomic_path(out / f"{name}_gt.npy") as tmp:
             np.save(tmp, gt)
         examples.append({"image": f"examples/{name}.png", "gt": f"examples/{name}_gt.npy",
