@@ -28,6 +28,13 @@ GDA phase), ``now`` is params.yaml's default. It prints seconds per main-phase a
 GDA-phase step and query points per second (items x points / s), same run, same machine:
 
     python benchmarks/bench_train_step.py --recipes
+
+``--table5`` times the four models of the paper's Table 5 at CPU scale (AnchorUDF,
+AnchorUDF-HD, PIFu-UDF, PIFuHD-UDF; 256 px renders, coarse input 128 px): seconds per
+main, GDA and HD step, same run, and the compute of each row's schedule relative to
+AnchorUDF's (the README's equal-budget claim):
+
+    python benchmarks/bench_train_step.py --table5
 """
 
 from __future__ import annotations
@@ -199,11 +206,15 @@ def recipe_case(name: str, overrides: list[str], args_dict: dict) -> dict:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     out = {"recipe": name}
-    for phase, steps in (("main", ["train.steps=100", "train.gda_steps=0"]),
-                         ("gda", ["train.steps=0", "train.gda_steps=100"])):
+    phases = [("main", ["train.steps=100", "train.gda_steps=0"], 0),
+              ("gda", ["train.steps=0", "train.gda_steps=100"], 0)]
+    if "model.hd_enabled=true" in overrides:
+        phases.append(("hd", ["train.steps=1", "train.gda_steps=0", "train.hd_steps=100"], 1))
+    for phase, steps, first in phases:
         p = load_params(None, overrides + steps)
         torch.manual_seed(0)
         trainer = Trainer(AnchorUDF(p.model, p.anchors.count, p.render.size), p.train, torch.device("cpu"))
+        trainer.prepare(first)
         data = SyntheticDataset.from_params(p, length=p.train.batch_size)
         batch = default_collate([data[(i, i)] for i in range(p.train.batch_size)])
         times = []
@@ -232,9 +243,47 @@ def run_recipes(args) -> None:
           f"cheaper, query points/s {now['points_per_s'] / v1['points_per_s']:.2f}x (now vs v1)")
 
 
+#: Table 5 at CPU scale (README "AnchorUDF-HD and the paper's Table 5"): 256 px renders,
+#: the coarse level reading them area-downsampled to 128 px.
+TABLE5_COMMON = ["render.size=256", "model.coarse_size=128"]
+TABLE5_PIFU = ["model.position_feature=depth", "train.lambda_ap=0"]
+TABLE5 = (("AnchorUDF", [], False), ("AnchorUDF-HD", ["model.hd_enabled=true"], True),
+          ("PIFu-UDF", TABLE5_PIFU, False), ("PIFuHD-UDF", TABLE5_PIFU + ["model.hd_enabled=true"], True))
+
+
+def run_table5(args) -> None:
+    """Seconds per main, GDA and HD step of the four Table 5 models, same run, and the
+    compute of each row's schedule (coarse rows: --coarse-steps; HD rows: --hd-coarse-steps
+    then --hd-steps) relative to AnchorUDF's."""
+    main_c, gda_c = (int(x) for x in args.coarse_steps.split("+"))
+    main_h, gda_h = (int(x) for x in args.hd_coarse_steps.split("+"))
+    rows = []
+    for name, extra, hd in TABLE5:
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as ex:
+            r = ex.submit(recipe_case, name, TABLE5_COMMON + extra, vars(args)).result()
+        if hd:
+            r["schedule"] = f"{main_h} + {gda_h} + {args.hd_steps} HD"
+            r["compute_s"] = main_h * r["main_s"] + gda_h * r["gda_s"] + args.hd_steps * r["hd_s"]
+        else:
+            r["schedule"] = f"{main_c} + {gda_c}"
+            r["compute_s"] = main_c * r["main_s"] + gda_c * r["gda_s"]
+        rows.append(r)
+    base = rows[0]["compute_s"]
+    print("model | main step s | GDA step s | HD step s | schedule | compute min | vs AnchorUDF")
+    for r in rows:
+        hd_s = f"{r['hd_s']:.3f}" if "hd_s" in r else "-"
+        print(f"{r['recipe']:12s} | {r['main_s']:.3f} | {r['gda_s']:.3f} | {hd_s} | {r['schedule']} | "
+              f"{r['compute_s'] / 60:.1f} | {r['compute_s'] / base:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--recipes", action="store_true", help="time the CPU recipe v1 vs today's default instead")
+    ap.add_argument("--table5", action="store_true",
+                    help="time the four Table 5 models (coarse, GDA and HD steps) and each row's schedule")
+    ap.add_argument("--coarse-steps", default="2800+350", help="--table5: main + GDA steps of the coarse rows")
+    ap.add_argument("--hd-coarse-steps", default="1900+240", help="--table5: main + GDA steps before the HD phase")
+    ap.add_argument("--hd-steps", type=int, default=600, help="--table5: HD-phase steps of the HD rows")
     ap.add_argument("--configs", default="default,paper", help="comma list of default, paper")
     ap.add_argument("--methods", default="autograd,jacobian")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -258,6 +307,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.recipes:
         run_recipes(args)
+        return
+    if args.table5:
+        run_table5(args)
         return
     rows = []
     for config in args.configs.split(","):
