@@ -293,6 +293,50 @@ def test_shell_two_close_sheets_and_relu_slab():
     assert cylinder_ref(v).max() < 0.003
 
 
+def test_shell_mesh_takes_the_middle_of_a_thick_slab():
+    """A blurry field's low valley is a slab: the mesh goes through its middle (where the
+    surface is), not along one of its faces."""
+    t = 0.03  # half-thickness of the zero slab: about 1.5 cells at mesh_resolution 40
+
+    def slab(p):
+        return torch.relu(cylinder_udf(p) - t)
+
+    cfg = _cfg(filter_val=0.02, reseed_val=0.04)
+    pts = dense_point_cloud(slab, cfg, delta=0.2)
+    side = lambda v: np.abs(v[:, 1]) < CYL_H - 2 * t  # away from the rims (their slab caps)
+    v, f = shell_mesh(slab, pts, cfg)
+    assert boundary_loops(f) == 2 and len(nonmanifold_edges(f)) == 0
+    assert np.abs(np.hypot(v[:, 0], v[:, 2]) - CYL_R)[side(v)].mean() < 0.15 * t
+    assert abs(_area(v, f) / SHAPES["cylinder"][2] - 1) < 0.1
+    v0, _ = shell_mesh(slab, pts, cfg, mid_slab=False)  # the slab's inner face
+    assert np.abs(np.hypot(v0[:, 0], v0[:, 2]) - CYL_R)[side(v0)].mean() > 0.8 * t
+
+
+def test_mid_slab_positions_exact_layers():
+    """Two parallel layers 2 e apart (normals facing away from each other): every vertex
+    whose exit meets the other layer moves e towards it; a vertex without exit stays."""
+    from anchorudf.reconstruct.shell import mid_slab_positions
+
+    g = np.stack(np.meshgrid(np.linspace(0, 1, 6), np.linspace(0, 1, 6), indexing="ij"), -1).reshape(-1, 2)
+    e = 0.05
+    top = np.c_[g, np.full(len(g), e)]
+    bottom = np.c_[g, np.full(len(g), -e)]
+    verts = np.r_[top, bottom]
+    normals = np.r_[np.tile([0, 0, 1.0], (len(g), 1)), np.tile([0, 0, -1.0], (len(g), 1))]
+    q = np.arange(36).reshape(6, 6)
+    tri = np.r_[np.c_[q[:-1, :-1].ravel(), q[1:, :-1].ravel(), q[:-1, 1:].ravel()],
+                np.c_[q[1:, :-1].ravel(), q[1:, 1:].ravel(), q[:-1, 1:].ravel()]]
+    faces = np.r_[tri, tri + 36]
+    exits = np.full(72, 2 * e)
+    out, w = mid_slab_positions(verts, faces, normals, exits, max_len=1.0)
+    assert np.allclose(out[:, 2], 0.0) and np.allclose(w, 1.0)
+    exits[0] = np.inf                                   # no far side found: no own shift
+    out, w = mid_slab_positions(verts, faces, normals, exits, max_len=1.0, smooth_steps=0)
+    assert out[0, 2] == e and w[0] == 0 and np.allclose(out[1:, 2], 0.0)
+    out, _ = mid_slab_positions(verts, faces, normals, np.full(72, 2 * e), max_len=e)  # too thick
+    assert np.array_equal(out, verts)
+
+
 def test_shell_mesh_deterministic_and_empty_field():
     cfg = _cfg()
     pts = dense_point_cloud(cap_udf, cfg, delta=0.2)

@@ -42,11 +42,24 @@ own cut. All in NDC; ``h`` is the cell side.
    rims are where the shell turned around. Its edges are a subset of the shell's, so no
    edge has more than two faces; winding is the shell's, turned for the inner layer so
    that normals point outwards (away from the body).
-5. Pieces with fewer than ``min_component_faces`` faces are dropped, and the vertices are
-   projected onto the zero level with the NDF update
-   ``x <- x - min(f, 2 eps) grad f / |grad f|`` (``ndf_steps`` steps, as the dense points
-   are made): exact on an exact UDF (rim-tube vertices land on the rim), and on a learned
-   field the vertices end where the dense points do.
+5. Mid-slab placement (:func:`mid_slab_positions`): each kept vertex whose ray along
+   ``-n`` meets the other layer within ``mid_max_cells`` moves half-way there, to the
+   middle of the slab (the shift is smoothed over the mesh and tapers off towards the
+   rims). On an exact UDF the layers are ``2 eps`` apart and the middle is the surface; on
+   a blurry field it is the middle of the low valley, not one of its faces.
+6. Pieces with fewer than ``min_component_faces`` faces are dropped, and the vertices that
+   were not moved to the middle (rim tubes, no far side) are projected onto the zero level
+   with the NDF update ``x <- x - min(f, 2 eps) grad f / |grad f|`` (``ndf_steps`` steps,
+   as the dense points are made; exact on an exact UDF: rim-tube vertices land on the rim),
+   in proportion to how little they were moved. Moved vertices take the projection only
+   where it at least halves the field's value (a real zero, as on an exact UDF): at the
+   bottom of a valley with a floor, NDF steps of length ``f`` jump from side to side of
+   the minimum and would wrinkle the surface (``ndf_on_mid=True`` projects them anyway).
+
+Measured (paper Chamfer x1e-3 of the mesh, 18 test views, same dense points): on the
+shipped field 3.86 without step 5, 3.48 with it (NDF on moved vertices too: 3.36); on the
+30-minute default field 7.04 / 6.76 (6.49); on a noisy synthetic cylinder (floor and
+value bumps) the mean distance to the true surface drops from 0.27 to 0.013 cells.
 
 Holes where the learned field rises above ``eps`` are closed afterwards when the field
 spans them (:func:`anchorudf.reconstruct.holes.fill_field_holes`, in
@@ -261,11 +274,50 @@ def _merge_islands(faces: np.ndarray, labels: np.ndarray, comp: np.ndarray, frac
     return labels
 
 
+def mid_slab_positions(verts: np.ndarray, faces: np.ndarray, normals: np.ndarray, exits: np.ndarray,
+                       max_len: float, smooth_steps: int = 3) -> np.ndarray:
+    """Shell vertices moved half-way through the slab: ``v - s * n``, ``s ~ exits / 2``.
+
+    Only where the ray along ``-n`` leaves the slab within ``max_len`` and the shell
+    vertex nearest to the exit faces back (normals more than 120 degrees apart: the other
+    layer, not a rim tube seen end-on); 0 elsewhere. ``s`` is then averaged over each
+    vertex's closed 1-ring, ``smooth_steps`` times: the exits of a noisy field jitter by a
+    fraction of a cell (unsmoothed, that wrinkles the surface) and the shift tapers off
+    towards the rims instead of folding the rim tube. On an exact UDF the two layers are ``2 eps`` apart and the mid-point is the
+    surface itself; on a blurry field it is the middle of the low slab instead of one of
+    its faces.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.spatial import cKDTree
+
+    from anchorudf.geometry.topology import unique_edges
+
+    out = verts.copy()
+    ok = np.flatnonzero(np.isfinite(exits) & (exits <= max_len))
+    if len(ok) == 0:
+        return out, np.zeros(len(verts))
+    _, j = cKDTree(verts).query(verts[ok] - exits[ok, None] * normals[ok])
+    ok = ok[(normals[ok] * normals[j]).sum(axis=1) < -0.5]
+    valid = np.zeros(len(verts), dtype=bool)
+    valid[ok] = True
+    half = np.where(valid, 0.5 * np.where(valid, exits, 0.0), 0.0)
+    e = unique_edges(faces)
+    n = len(verts)
+    adj = coo_matrix((np.ones(2 * len(e) + n), (np.r_[e[:, 0], e[:, 1], np.arange(n)],
+                                                np.r_[e[:, 1], e[:, 0], np.arange(n)])), shape=(n, n)).tocsr()
+    deg = np.asarray(adj.sum(axis=1)).ravel()
+    w = valid.astype(float)
+    for _ in range(smooth_steps):
+        half, w = (adj @ half) / deg, (adj @ w) / deg
+    return out - half[:, None] * normals, w
+
+
 def shell_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig, device: str = "cpu",
                eps_cells: float = 0.75, floor_cells: float | None = 0.5, band_cells: int = 3,
                grow_steps: int = 16,
                max_thickness_cells: float = 30.0, prior_weight: float = 0.5, keep: str = "inner",
-               relative_prior: bool = True, island_frac: float = 0.05, ndf_steps: int = 5,
+               relative_prior: bool = True, island_frac: float = 0.05, mid_slab: bool = True,
+               mid_max_cells: float = 12.0, ndf_on_mid: bool = False, ndf_steps: int = 5,
                min_component_faces: int = 8,
                eig_tol: float = 1e-4, debug: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mesh the zero level of a (learned, noisy) UDF as an open surface (module doc).
@@ -284,6 +336,10 @@ def shell_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig, device: s
         keep: ``"inner"`` (the layer facing the body or a sleeve's inside) or ``"outer"``.
         relative_prior: compare each vertex's visibility with the far side of its slab.
         island_frac: smaller one-label islands are flipped (0 = off).
+        mid_slab: place the kept layer's vertices half-way through the slab
+            (:func:`mid_slab_positions`) before the NDF projection; ``False`` = the kept
+            face of the slab.
+        mid_max_cells: thickest slab (cells) whose middle is taken.
         ndf_steps: NDF steps of the final projection.
         min_component_faces: smaller connected pieces are dropped.
         debug: if a dict, filled with the shell and its labels.
@@ -348,13 +404,24 @@ def shell_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig, device: s
     if debug is not None:
         debug.update(shell_v=verts, shell_f=faces, normals=nrm, labels=labels, comp=comp, exits=exits,
                      eps=eps, h=h)
+    if mid_slab:
+        verts, mid_w = mid_slab_positions(verts, faces, nrm, exits, mid_max_cells * h)
     faces = faces[(labels[faces] > 0).all(axis=1)]
     faces = faces[_small_pieces(faces, min_component_faces)]
     if len(faces) == 0:
         return _EMPTY
+    used = np.unique(faces)
     verts, faces = _compact(verts, faces)
     if keep == "inner":
         faces = faces[:, ::-1].copy()  # normals away from the body, as the outer layer's
     moved, _ = project_points(udf_fn, torch.as_tensor(verts, dtype=torch.float32, device=device),
                               delta=2 * eps, num_steps=ndf_steps, batch_points=cfg.batch_points)
-    return moved.double().cpu().numpy(), faces
+    moved = moved.double().cpu().numpy()
+    if mid_slab and not ndf_on_mid:
+        # Moved vertices keep the slab's middle unless the NDF steps reached a real zero
+        # (the value at least halved: an exact field); unmoved ones (rims) are projected.
+        f0 = _values(udf_fn, verts, cfg.batch_points, device)
+        f1 = _values(udf_fn, moved, cfg.batch_points, device)
+        w = np.where(f1 < 0.5 * f0, 0.0, mid_w[used])
+        moved = verts + (1.0 - w[:, None]) * (moved - verts)
+    return moved, faces
