@@ -337,6 +337,23 @@ def test_mid_slab_positions_exact_layers():
     assert np.array_equal(out, verts)
 
 
+@pytest.mark.parametrize("name", ["cylinder", "cap"])
+def test_points_mesher_follows_the_dense_points(name):
+    """mesher=points: the shell cut of the dense cloud's own distance field. On a clean
+    cloud of an exact surface: one open sheet with the right rims, on the surface, one
+    layer; no vertex much further than a cell from the cloud or the surface."""
+    from scipy.spatial import cKDTree
+
+    udf, ref, area, loops = SHAPES[name]
+    cfg = _cfg(mesher="points", target_points=20000)
+    pts = dense_point_cloud(udf, cfg, delta=0.2)
+    v, f = extract_mesh(udf, pts, cfg)
+    h = np.ptp(pts, axis=0).max() / cfg.mesh_resolution
+    _check_open_surface(v, f, ref, area, loops, h, tol_cells=1.0)
+    assert ref(v).mean() < 0.1 * h                         # the grid's trilinear exits: a few outliers
+    assert cKDTree(pts).query(v)[0].max() < 1.5 * h
+
+
 def test_shell_mesh_deterministic_and_empty_field():
     cfg = _cfg()
     pts = dense_point_cloud(cap_udf, cfg, delta=0.2)

@@ -54,12 +54,13 @@ own cut. All in NDC; ``h`` is the cell side.
    in proportion to how little they were moved. Moved vertices take the projection only
    where it at least halves the field's value (a real zero, as on an exact UDF): at the
    bottom of a valley with a floor, NDF steps of length ``f`` jump from side to side of
-   the minimum and would wrinkle the surface (``ndf_on_mid=True`` projects them anyway).
+   the minimum and would wrinkle the surface (``mid_projection``: "zero" as said,
+   "never", or "always").
 
 Measured (paper Chamfer x1e-3 of the mesh, 18 test views, same dense points): on the
-shipped field 3.86 without step 5, 3.48 with it (NDF on moved vertices too: 3.36); on the
-30-minute default field 7.04 / 6.76 (6.49); on a noisy synthetic cylinder (floor and
-value bumps) the mean distance to the true surface drops from 0.27 to 0.013 cells.
+shipped field 3.86 without step 5, 3.10 with it (at ``mid_max_cells`` 12: 3.48); on a
+noisy synthetic cylinder (floor and value bumps) the mean distance to the true surface
+drops from 0.27 to 0.013 cells. README, "Meshes from a learned field", has the rest.
 
 Holes where the learned field rises above ``eps`` are closed afterwards when the field
 spans them (:func:`anchorudf.reconstruct.holes.fill_field_holes`, in
@@ -89,6 +90,14 @@ def _values(udf_fn: UdfFn, xyz: np.ndarray, batch_points: int, device: str) -> n
     f, _ = udf_and_grad(udf_fn, torch.as_tensor(xyz, dtype=torch.float32, device=device), batch_points,
                         with_grad=False)
     return f.double().cpu().numpy()
+
+
+def field_floor(udf_fn: UdfFn, points: np.ndarray, batch_points: int, device: str = "cpu") -> float:
+    """The field's own floor: the 90th percentile of the UDF at (up to 4096 of) its dense
+    points, where a learned field settles above 0."""
+    pts = np.asarray(points, dtype=np.float64)
+    sample = pts[np.random.default_rng(0).permutation(len(pts))[:4096]]
+    return float(np.quantile(_values(udf_fn, sample, batch_points, device), 0.9))
 
 
 def band_volume(udf_fn: UdfFn, pts: np.ndarray, origin: np.ndarray, h: float, shape: tuple,
@@ -317,7 +326,7 @@ def shell_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig, device: s
                grow_steps: int = 16,
                max_thickness_cells: float = 30.0, prior_weight: float = 0.5, keep: str = "inner",
                relative_prior: bool = True, island_frac: float = 0.05, mid_slab: bool = True,
-               mid_max_cells: float = 12.0, ndf_on_mid: bool = False, ndf_steps: int = 5,
+               mid_max_cells: float = 30.0, mid_projection: str = "zero", ndf_steps: int = 5,
                min_component_faces: int = 8,
                eig_tol: float = 1e-4, debug: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mesh the zero level of a (learned, noisy) UDF as an open surface (module doc).
@@ -356,6 +365,8 @@ def shell_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig, device: s
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0 or not np.isfinite(pts).all():
         raise ValueError(f"shell_mesh: expected non-empty finite (P, 3) points, got shape {pts.shape}")
+    if mid_projection not in ("zero", "never", "always"):
+        raise ValueError(f"shell_mesh: mid_projection must be 'zero', 'never' or 'always', got {mid_projection!r}")
     if keep not in ("inner", "outer"):
         raise ValueError(f"shell_mesh: keep must be 'inner' or 'outer', got {keep!r}")
     origin, h, dims = _grid(pts, cfg.mesh_resolution, band_cells + 2)
@@ -363,9 +374,7 @@ def shell_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig, device: s
     eps = eps_cells * h
     if floor_cells is not None:
         # Above the field's own floor: where the dense points settled, the field is not 0.
-        sample = pts[np.random.default_rng(0).permutation(len(pts))[:4096]]
-        eps = max(eps, float(np.quantile(_values(udf_fn, sample, cfg.batch_points, device), 0.9))
-                  + floor_cells * h)
+        eps = max(eps, field_floor(udf_fn, pts, cfg.batch_points, device) + floor_cells * h)
     vol, known = band_volume(udf_fn, pts, origin, h, shape, eps, band_cells, grow_steps,
                              cfg.batch_points, device)
     if not (vol[known] < eps).any():
@@ -417,11 +426,14 @@ def shell_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig, device: s
     moved, _ = project_points(udf_fn, torch.as_tensor(verts, dtype=torch.float32, device=device),
                               delta=2 * eps, num_steps=ndf_steps, batch_points=cfg.batch_points)
     moved = moved.double().cpu().numpy()
-    if mid_slab and not ndf_on_mid:
-        # Moved vertices keep the slab's middle unless the NDF steps reached a real zero
-        # (the value at least halved: an exact field); unmoved ones (rims) are projected.
-        f0 = _values(udf_fn, verts, cfg.batch_points, device)
-        f1 = _values(udf_fn, moved, cfg.batch_points, device)
-        w = np.where(f1 < 0.5 * f0, 0.0, mid_w[used])
+    if mid_slab and mid_projection != "always":
+        # Moved vertices keep the slab's middle ("never"), or do unless the NDF steps
+        # reached a real zero ("zero": the value at least halved, an exact field);
+        # unmoved ones (rims) are projected.
+        w = mid_w[used]
+        if mid_projection == "zero":
+            f0 = _values(udf_fn, verts, cfg.batch_points, device)
+            f1 = _values(udf_fn, moved, cfg.batch_points, device)
+            w = np.where(f1 < 0.5 * f0, 0.0, w)
         moved = verts + (1.0 - w[:, None]) * (moved - verts)
     return moved, faces
