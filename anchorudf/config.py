@@ -190,11 +190,11 @@ class EvaluateConfig:
     batch_points: int = _f(50000, "points per network call (memory budget)", lo=1)
     mesh: bool = _f(True, "also extract a mesh from the UDF")
     mesh_resolution: int = _f(64, "grid cells per axis of the mesh extraction", lo=8, hi=1024)
-    mesher: Literal["shell", "meshudf", "points", "auto"] = _f(
-        "shell", "shell = cut the UDF's offset shell into one layer (robust on learned fields); "
-                 "meshudf = per-cell gradient signs (MeshUDF-style, exact fields); "
-                 "points = the shell cut of the dense points' own distance field (closest to the points, "
-                 "holes where they are sparse); "
+    mesher: Literal["points", "shell", "meshudf", "auto"] = _f(
+        "points", "points = the shell cut of the dense points' own distance field (closest to the points, "
+                  "manifold; holes where they are sparse); "
+                  "shell = cut the UDF's offset shell into one layer (fewest boundary loops, farther off); "
+                  "meshudf = per-cell gradient signs (MeshUDF-style, exact fields); "
                  "auto = shell and meshudf, keep the one closer to the dense points (symmetric Chamfer, no ground truth)")
     mesh_min_faces: int = _f(200, "drop mesh pieces with fewer faces (speckles of a noisy field)", lo=0)
     mesh_fill_holes: int = _f(12, "close boundary loops of at most this many edges (pin holes); 0 = off", lo=0)

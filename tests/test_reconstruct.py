@@ -267,7 +267,7 @@ def test_extract_mesh_noisy_udfs(name):
     the shell still gives one open sheet with the right rims, near the surface."""
     udf, ref, area, loops = SHAPES[name]
     noisy = _noisy(udf)
-    cfg = _cfg(filter_val=0.02, reseed_val=0.04)  # the field's floor is 0.004 to 0.016
+    cfg = _cfg(filter_val=0.02, reseed_val=0.04, mesher="shell")  # the field's floor is 0.004 to 0.016
     pts = dense_point_cloud(noisy, cfg, delta=0.2)
     v, f = extract_mesh(noisy, pts, cfg)
     h = np.ptp(pts, axis=0).max() / cfg.mesh_resolution
@@ -330,9 +330,13 @@ def test_mid_slab_positions_exact_layers():
     exits = np.full(72, 2 * e)
     out, w = mid_slab_positions(verts, faces, normals, exits, max_len=1.0)
     assert np.allclose(out[:, 2], 0.0) and np.allclose(w, 1.0)
-    exits[0] = np.inf                                   # no far side found: no own shift
+    exits[0] = np.inf        # no far side found: no own shift, nor for its partner (not mutual)
     out, w = mid_slab_positions(verts, faces, normals, exits, max_len=1.0, smooth_steps=0)
-    assert out[0, 2] == e and w[0] == 0 and np.allclose(out[1:, 2], 0.0)
+    assert out[0, 2] == e and out[36, 2] == -e and w[0] == 0 and w[36] == 0
+    assert np.allclose(np.delete(out[:, 2], [0, 36]), 0.0)
+    exits[0], exits[1] = 2 * e, 6 * e        # a thickness its partner does not see: not moved
+    out, _ = mid_slab_positions(verts, faces, normals, exits, max_len=1.0, smooth_steps=0)
+    assert out[1, 2] == e and out[37, 2] == -e
     out, _ = mid_slab_positions(verts, faces, normals, np.full(72, 2 * e), max_len=e)  # too thick
     assert np.array_equal(out, verts)
 

@@ -457,7 +457,8 @@ def extract_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig,
         from anchorudf.reconstruct.shell import field_floor
 
         v, f = shell_mesh(points_udf(points), points, cfg, device=device, min_component_faces=cfg.mesh_min_faces,
-                          eps_cells=POINTS_EPS_CELLS, floor_cells=None, mid_projection="never", ndf_steps=1)
+                          eps_cells=POINTS_EPS_CELLS, floor_cells=None, mid_max_cells=30.0,
+                          mid_projection="never", ndf_steps=1)
         # The mesh's level was the cloud's, not the field's: a hole the field spans is one
         # where it stays within mesh_fill_field cells of its own floor.
         if len(f) and cfg.mesh_fill_field > 0:

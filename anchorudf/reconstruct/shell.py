@@ -58,9 +58,11 @@ own cut. All in NDC; ``h`` is the cell side.
    "never", or "always").
 
 Measured (paper Chamfer x1e-3 of the mesh, 18 test views, same dense points): on the
-shipped field 3.86 without step 5, 3.10 with it (at ``mid_max_cells`` 12: 3.48); on a
-noisy synthetic cylinder (floor and value bumps) the mean distance to the true surface
-drops from 0.27 to 0.013 cells. README, "Meshes from a learned field", has the rest.
+shipped field 3.86 without step 5, 3.48 with it (3.10 at ``mid_max_cells`` 30, but then
+rays across a bowl's opening move rim vertices by more than half a cell on the noisy cap
+of the tests); on the 30-minute default field 7.04 / 6.76; on a noisy synthetic cylinder
+(floor and value bumps) the mean distance to the true surface drops from 0.27 to 0.013
+cells. README, "Meshes from a learned field", has the rest.
 
 Holes where the learned field rises above ``eps`` are closed afterwards when the field
 spans them (:func:`anchorudf.reconstruct.holes.fill_field_holes`, in
@@ -289,7 +291,8 @@ def mid_slab_positions(verts: np.ndarray, faces: np.ndarray, normals: np.ndarray
 
     Only where the ray along ``-n`` leaves the slab within ``max_len`` and the shell
     vertex nearest to the exit faces back (normals more than 120 degrees apart: the other
-    layer, not a rim tube seen end-on); 0 elsewhere. ``s`` is then averaged over each
+    layer, not a rim tube seen end-on) and finds a thickness within 50% of it along its
+    own ray (a ray along a rim's sheet or across a bowl's opening does not); 0 elsewhere. ``s`` is then averaged over each
     vertex's closed 1-ring, ``smooth_steps`` times: the exits of a noisy field jitter by a
     fraction of a cell (unsmoothed, that wrinkles the surface) and the shift tapers off
     towards the rims instead of folding the rim tube. On an exact UDF the two layers are ``2 eps`` apart and the mid-point is the
@@ -306,7 +309,10 @@ def mid_slab_positions(verts: np.ndarray, faces: np.ndarray, normals: np.ndarray
     if len(ok) == 0:
         return out, np.zeros(len(verts))
     _, j = cKDTree(verts).query(verts[ok] - exits[ok, None] * normals[ok])
-    ok = ok[(normals[ok] * normals[j]).sum(axis=1) < -0.5]
+    # The other layer faces back and sees the same thickness from its side (a ray along a
+    # rim's sheet or across a bowl's opening does not).
+    mutual = np.abs(exits[j] - exits[ok]) <= 0.5 * exits[ok]
+    ok = ok[((normals[ok] * normals[j]).sum(axis=1) < -0.5) & mutual]
     valid = np.zeros(len(verts), dtype=bool)
     valid[ok] = True
     half = np.where(valid, 0.5 * np.where(valid, exits, 0.0), 0.0)
