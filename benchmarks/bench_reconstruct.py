@@ -11,7 +11,7 @@ with e.g. ``--points 100000 --seed-points 50000 --gt-points 200000``.
 3. Metrics: paper Chamfer between ``--points`` predicted and ``--gt-points`` gt samples
    through cKDTree, against a chunked ``torch.cdist`` brute force timed on
    ``--brute-queries`` queries and extrapolated; prints the ratio.
-4. Meshers, old (``meshudf``) against new (``shell``), same run, seconds per view at
+4. Meshers (``meshudf``, ``shell``, ``points``), same run, seconds per view at
    ``--mesh-resolution`` (default 64, the evaluation's): on the cylinder MLP field, exact
    and with a floor and smooth value noise (a learned-looking field); with ``--model DIR
    --data DIR`` also on the first ``--views`` test views of a trained model (rendered
@@ -141,7 +141,7 @@ def _time_meshers(label: str, udf, pts: np.ndarray, cfg, gt_loops: int | str = "
     from anchorudf.reconstruct import extract_mesh
 
     out = {}
-    for mesher in ("meshudf", "shell"):
+    for mesher in ("meshudf", "shell", "points"):
         c = dataclasses.replace(cfg, mesher=mesher)
         t, tc = time.perf_counter(), time.process_time()
         v, f = extract_mesh(udf, pts, c)
@@ -192,7 +192,7 @@ def _bench_model_views(args, cfg) -> None:
     model, _ = load_model(args.model)
     data = Path(args.data)
     test = pd.read_csv(data / "garments" / "manifest.csv").query("split == 'test'")
-    walls = {"meshudf": [], "shell": []}
+    walls = {"meshudf": [], "shell": [], "points": []}
     for r in test.head(args.views).itertuples():
         gdir = next(data.glob(f"render/shard-*/{r.id}"))
         view = min(json.loads((gdir / "views.json").read_text())["views"], key=lambda x: abs(x["yaw"]))
