@@ -57,12 +57,12 @@ own cut. All in NDC; ``h`` is the cell side.
    the minimum and would wrinkle the surface (``mid_projection``: "zero" as said,
    "never", or "always").
 
-Measured (paper Chamfer x1e-3 of the mesh, 18 test views, same dense points): on the
-shipped field 3.86 without step 5, 3.48 with it (3.10 at ``mid_max_cells`` 30, but then
-rays across a bowl's opening move rim vertices by more than half a cell on the noisy cap
-of the tests); on the 30-minute default field 7.04 / 6.76; on a noisy synthetic cylinder
-(floor and value bumps) the mean distance to the true surface drops from 0.27 to 0.013
-cells. README, "Meshes from a learned field", has the rest.
+Measured (paper Chamfer x1e-3 of the mesh, the yaw-0 views of the 18 test garments, same
+dense points): 3.86 -> 3.37 on the shipped field and 7.04 -> 5.51 on the 30-minute default
+field with step 5; on a noisy synthetic cylinder (floor and value bumps) the mean distance
+to the true surface drops from 0.27 to 0.013 cells. Without the mutual-thickness check,
+rays across a bowl's opening moved rim vertices by more than half a cell on the tests'
+noisy cap. README, "Meshes from a learned field", has the rest.
 
 Holes where the learned field rises above ``eps`` are closed afterwards when the field
 spans them (:func:`anchorudf.reconstruct.holes.fill_field_holes`, in
