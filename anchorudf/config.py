@@ -195,7 +195,7 @@ class EvaluateConfig:
                   "manifold; holes where they are sparse); "
                   "shell = cut the UDF's offset shell into one layer (fewest boundary loops, farther off); "
                   "meshudf = per-cell gradient signs (MeshUDF-style, exact fields); "
-                 "auto = shell and meshudf, keep the one closer to the dense points (symmetric Chamfer, no ground truth)")
+                  "auto = shell and meshudf, keep the one closer to the dense points (symmetric Chamfer, no ground truth)")
     mesh_min_faces: int = _f(200, "drop mesh pieces with fewer faces (speckles of a noisy field)", lo=0)
     mesh_fill_holes: int = _f(12, "close boundary loops of at most this many edges (pin holes); 0 = off", lo=0)
     mesh_fill_field: float = _f(1.25, "shell mesher: close boundary loops across which the UDF stays below "

@@ -208,7 +208,7 @@ def recipe_case(name: str, overrides: list[str], args_dict: dict) -> dict:
     out = {"recipe": name}
     phases = [("main", ["train.steps=100", "train.gda_steps=0"], 0),
               ("gda", ["train.steps=0", "train.gda_steps=100"], 0)]
-    if "model.hd_enabled=true" in overrides:
+    if TABLE5_HD in overrides:
         phases.append(("hd", ["train.steps=1", "train.gda_steps=0", "train.hd_steps=100"], 1))
     for phase, steps, first in phases:
         p = load_params(None, overrides + steps)
@@ -247,26 +247,23 @@ def run_recipes(args) -> None:
 #: the coarse level reading them area-downsampled to 128 px.
 TABLE5_COMMON = ["render.size=256", "model.coarse_size=128"]
 TABLE5_PIFU = ["model.position_feature=depth", "train.lambda_ap=0"]
-TABLE5 = (("AnchorUDF", [], False), ("AnchorUDF-HD", ["model.hd_enabled=true"], True),
-          ("PIFu-UDF", TABLE5_PIFU, False), ("PIFuHD-UDF", TABLE5_PIFU + ["model.hd_enabled=true"], True))
+TABLE5_HD = "model.hd_enabled=true"
+TABLE5 = (("AnchorUDF", []), ("AnchorUDF-HD", [TABLE5_HD]),
+          ("PIFu-UDF", TABLE5_PIFU), ("PIFuHD-UDF", TABLE5_PIFU + [TABLE5_HD]))
 
 
 def run_table5(args) -> None:
     """Seconds per main, GDA and HD step of the four Table 5 models, same run, and the
     compute of each row's schedule (coarse rows: --coarse-steps; HD rows: --hd-coarse-steps
     then --hd-steps) relative to AnchorUDF's."""
-    main_c, gda_c = (int(x) for x in args.coarse_steps.split("+"))
-    main_h, gda_h = (int(x) for x in args.hd_coarse_steps.split("+"))
     rows = []
-    for name, extra, hd in TABLE5:
+    for name, extra in TABLE5:
         with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as ex:
             r = ex.submit(recipe_case, name, TABLE5_COMMON + extra, vars(args)).result()
-        if hd:
-            r["schedule"] = f"{main_h} + {gda_h} + {args.hd_steps} HD"
-            r["compute_s"] = main_h * r["main_s"] + gda_h * r["gda_s"] + args.hd_steps * r["hd_s"]
-        else:
-            r["schedule"] = f"{main_c} + {gda_c}"
-            r["compute_s"] = main_c * r["main_s"] + gda_c * r["gda_s"]
+        hd = TABLE5_HD in extra
+        main, gda = (int(x) for x in (args.hd_coarse_steps if hd else args.coarse_steps).split("+"))
+        r["schedule"] = f"{main} + {gda}" + (f" + {args.hd_steps} HD" if hd else "")
+        r["compute_s"] = main * r["main_s"] + gda * r["gda_s"] + (args.hd_steps * r["hd_s"] if hd else 0.0)
         rows.append(r)
     base = rows[0]["compute_s"]
     print("model | main step s | GDA step s | HD step s | schedule | compute min | vs AnchorUDF")

@@ -286,28 +286,31 @@ def _merge_islands(faces: np.ndarray, labels: np.ndarray, comp: np.ndarray, frac
 
 
 def mid_slab_positions(verts: np.ndarray, faces: np.ndarray, normals: np.ndarray, exits: np.ndarray,
-                       max_len: float, smooth_steps: int = 3) -> np.ndarray:
+                       max_len: float, smooth_steps: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Shell vertices moved half-way through the slab: ``v - s * n``, ``s ~ exits / 2``.
 
-    Only where the ray along ``-n`` leaves the slab within ``max_len`` and the shell
-    vertex nearest to the exit faces back (normals more than 120 degrees apart: the other
-    layer, not a rim tube seen end-on) and finds a thickness within 50% of it along its
-    own ray (a ray along a rim's sheet or across a bowl's opening does not); 0 elsewhere. ``s`` is then averaged over each
-    vertex's closed 1-ring, ``smooth_steps`` times: the exits of a noisy field jitter by a
-    fraction of a cell (unsmoothed, that wrinkles the surface) and the shift tapers off
-    towards the rims instead of folding the rim tube. On an exact UDF the two layers are ``2 eps`` apart and the mid-point is the
-    surface itself; on a blurry field it is the middle of the low slab instead of one of
-    its faces.
+    ``s = exits / 2`` only where the ray along ``-n`` leaves the slab within ``max_len``
+    and the shell vertex nearest to the exit faces back (normals more than 120 degrees
+    apart: the other layer, not a rim tube seen end-on) and finds a thickness within 50%
+    of it along its own ray (a ray along a rim's sheet or across a bowl's opening does
+    not); 0 elsewhere. ``s`` is then averaged over each vertex's closed 1-ring,
+    ``smooth_steps`` times: the exits of a noisy field jitter by a fraction of a cell
+    (unsmoothed, that wrinkles the surface) and the shift tapers off towards the rims
+    instead of folding the rim tube. On an exact UDF the two layers are ``2 eps`` apart
+    and the mid-point is the surface itself; on a blurry field it is the middle of the low
+    slab instead of one of its faces.
+
+    Returns the moved vertices and, per vertex, the share ``w`` in [0, 1] of its 1-ring
+    that was moved (smoothed the same way; 0 = not moved at all).
     """
     from scipy.sparse import coo_matrix
     from scipy.spatial import cKDTree
 
     from anchorudf.geometry.topology import unique_edges
 
-    out = verts.copy()
     ok = np.flatnonzero(np.isfinite(exits) & (exits <= max_len))
     if len(ok) == 0:
-        return out, np.zeros(len(verts))
+        return verts.copy(), np.zeros(len(verts))
     _, j = cKDTree(verts).query(verts[ok] - exits[ok, None] * normals[ok])
     # The other layer faces back and sees the same thickness from its side (a ray along a
     # rim's sheet or across a bowl's opening does not).
@@ -315,7 +318,7 @@ def mid_slab_positions(verts: np.ndarray, faces: np.ndarray, normals: np.ndarray
     ok = ok[((normals[ok] * normals[j]).sum(axis=1) < -0.5) & mutual]
     valid = np.zeros(len(verts), dtype=bool)
     valid[ok] = True
-    half = np.where(valid, 0.5 * np.where(valid, exits, 0.0), 0.0)
+    half = np.where(valid, 0.5 * exits, 0.0)
     e = unique_edges(faces)
     n = len(verts)
     adj = coo_matrix((np.ones(2 * len(e) + n), (np.r_[e[:, 0], e[:, 1], np.arange(n)],
@@ -324,7 +327,7 @@ def mid_slab_positions(verts: np.ndarray, faces: np.ndarray, normals: np.ndarray
     w = valid.astype(float)
     for _ in range(smooth_steps):
         half, w = (adj @ half) / deg, (adj @ w) / deg
-    return out - half[:, None] * normals, w
+    return verts - half[:, None] * normals, w
 
 
 def shell_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig, device: str = "cpu",
@@ -429,8 +432,8 @@ def shell_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig, device: s
     verts, faces = _compact(verts, faces)
     if keep == "inner":
         faces = faces[:, ::-1].copy()  # normals away from the body, as the outer layer's
-    moved, _ = project_points(udf_fn, torch.as_tensor(verts, dtype=torch.float32, device=device),
-                              delta=2 * eps, num_steps=ndf_steps, batch_points=cfg.batch_points)
+    moved, f_moved = project_points(udf_fn, torch.as_tensor(verts, dtype=torch.float32, device=device),
+                                    delta=2 * eps, num_steps=ndf_steps, batch_points=cfg.batch_points)
     moved = moved.double().cpu().numpy()
     if mid_slab and mid_projection != "always":
         # Moved vertices keep the slab's middle ("never"), or do unless the NDF steps
@@ -439,7 +442,6 @@ def shell_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig, device: s
         w = mid_w[used]
         if mid_projection == "zero":
             f0 = _values(udf_fn, verts, cfg.batch_points, device)
-            f1 = _values(udf_fn, moved, cfg.batch_points, device)
-            w = np.where(f1 < 0.5 * f0, 0.0, w)
+            w = np.where(f_moved.double().cpu().numpy() < 0.5 * f0, 0.0, w)
         moved = verts + (1.0 - w[:, None]) * (moved - verts)
     return moved, faces
