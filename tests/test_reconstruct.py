@@ -367,6 +367,8 @@ def test_shell_mesh_deterministic_and_empty_field():
     assert v.shape == (0, 3) and f.shape == (0, 3)
     with pytest.raises(ValueError, match="points"):
         shell_mesh(plane_udf, np.zeros((0, 3)), cfg)
+    with pytest.raises(ValueError, match="mid_projection"):
+        shell_mesh(cap_udf, pts, cfg, mid_projection="sometimes")
 
 
 def test_extract_mesh_keeps_the_meshudf_option():
