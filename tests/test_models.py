@@ -167,3 +167,98 @@ def test_softplus_keeps_gradients_where_relu_dies():
     assert bias_grad("relu", -5.0) == 0.0 and bias_grad("softplus", -5.0) > 0
     # Slightly negative: abs mirrors it (|y| < delta), ReLU is already dead.
     assert bias_grad("relu", -0.1) == 0.0 and bias_grad("abs", -0.1) > 0
+
+
+# -- twice-differentiable sampling (the GDA loss differentiates grid_sample's backward) --------
+
+def _sampling_and_derivatives(fn, values, points, gather):
+    w = torch.linspace(-1.0, 2.0, values.shape[1], dtype=values.dtype)[:, None].requires_grad_(True)
+    f = (fn(values, points, gather=gather) @ w).squeeze(-1)
+    (gp,) = torch.autograd.grad(f.sum(), points, create_graph=True)
+    gw, gv = torch.autograd.grad((gp ** 2).sum() + (f ** 2).sum(), (w, values))
+    return f.detach(), gp.detach(), gw, gv
+
+
+@pytest.mark.parametrize("fn, shape", [(sample_image_features, (2, 5, 7, 9)),
+                                       (sample_volume_features, (2, 5, 6, 7, 8))])
+def test_gather_sampling_equals_grid_sample_to_second_order(fn, shape):
+    # PyTorch's CPU grid_sample is twice differentiable: the reference for the gathers,
+    # on values, d/dpoints, and the second-order terms a GDA step needs (points outside
+    # the [-1, 1] box too: border padding).
+    g = torch.Generator().manual_seed(0)
+    values = torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+    points = (torch.rand(2, 60, 3, generator=g, dtype=torch.float64) * 2.4 - 1.2).requires_grad_(True)
+    ref = _sampling_and_derivatives(fn, values, points, gather=False)
+    got = _sampling_and_derivatives(fn, values, points, gather=True)
+    for a, b in zip(ref, got):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
+
+
+_GRID_SAMPLE = torch.nn.functional.grid_sample
+
+
+class _OnceDifferentiableGridSample(torch.autograd.Function):
+    """grid_sample as on CUDA: its backward cannot itself be differentiated."""
+
+    @staticmethod
+    def forward(ctx, values, grid, *args):
+        ctx.save_for_backward(values, grid)
+        ctx.args = args
+        return _GRID_SAMPLE(values, grid, *args)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, out):
+        values, grid = ctx.saved_tensors
+        with torch.enable_grad():
+            v, gr = values.detach().requires_grad_(True), grid.detach().requires_grad_(True)
+            y = _GRID_SAMPLE(v, gr, *ctx.args)
+            dv, dg = torch.autograd.grad(y, (v, gr), out)
+        return (dv, dg) + (None,) * len(ctx.args)
+
+
+def test_gda_step_off_the_cpu_goes_through_gathers(monkeypatch):
+    # The bug an H200 found: a GDA step on CUDA raised "derivative for
+    # aten::grid_sampler_2d_backward is not implemented". Emulated on the CPU with a
+    # once-differentiable grid_sample: the old path fails the same way, the gathers train.
+    from torch.utils.data import default_collate
+
+    from anchorudf.config import load_params
+    from anchorudf.models import position
+    from anchorudf.train.synthetic import SyntheticDataset
+    from anchorudf.train.trainer import Trainer
+
+    def cuda_like(values, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
+        return _OnceDifferentiableGridSample.apply(values, grid, mode, padding_mode, align_corners)
+
+    monkeypatch.setattr(position.F, "grid_sample", cuda_like)
+    p = load_params(None, ["model.stacks=1", "model.depth=1", "model.channels=8", "model.grid=8",
+                           "model.pos_channels=4", "model.decoder=[32, 16]", "render.size=32",
+                           "train.points=64", "anchors.count=20", "train.batch_size=2",
+                           "train.steps=0", "train.gda_steps=1"])
+    ds = SyntheticDataset.from_params(p, length=2)
+    batch = default_collate([ds[(0, 1)], ds[(1, 2)]])
+
+    def gda_step(rule):
+        monkeypatch.setattr(position, "_use_gather", rule)
+        torch.manual_seed(0)
+        return Trainer(AnchorUDF(p.model, 20, 32), p.train, torch.device("cpu")).train_step(batch)
+
+    with pytest.raises(RuntimeError, match="once_differentiable|twice"):
+        gda_step(lambda values, points, gather: False)
+    # The module's rule with the CPU treated as CUDA:
+    m = gda_step(lambda values, points, gather: points.requires_grad and torch.is_grad_enabled())
+    assert np.isfinite(m["gda"]) and np.isfinite(m["loss"])
+
+
+def test_sampling_path_rule():
+    from anchorudf.models import position
+
+    v, p = torch.zeros(1, 2, 4, 4), torch.zeros(1, 3, 3)
+    assert not position._use_gather(v, p, None)  # CPU: grid_sample is twice differentiable
+    assert not position._use_gather(v.to("meta"), p.to("meta"), None)  # no gradient wanted
+    pg = p.to("meta").requires_grad_(True)
+    assert position._use_gather(v.to("meta"), pg, None)
+    with torch.no_grad():
+        assert not position._use_gather(v.to("meta"), pg, None)
+    assert position._use_gather(v, p, True) and not position._use_gather(v.to("meta"), pg, False)

@@ -14,6 +14,13 @@ Axis conventions (the reference code got the 3D one wrong; tests pin ours down)
   border (``padding_mode="border"``) instead of fading features to zero.
 - Sampling runs in float32 even under autocast: a bf16 grid would quantise NDC
   coordinates to ~0.004, coarser than the 0.003 surface offsets.
+- Twice differentiable on every device: the GDA loss is a loss on d f / d points, so its
+  backward differentiates grid_sample's backward. PyTorch's CPU kernels allow that, its
+  CUDA kernels do not ("derivative for aten::grid_sampler_2d_backward is not
+  implemented", first seen on an H200). Off the CPU, a sampling whose points need a
+  gradient therefore goes through :func:`gather_sample`, the same bilinear/trilinear
+  interpolation written with gathers (pinned to grid_sample, values and both
+  derivatives, by tests/test_position.py); everything else keeps grid_sample.
 """
 
 from __future__ import annotations
@@ -28,16 +35,62 @@ def _fp32(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
-def sample_image_features(features: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+def _use_gather(values: torch.Tensor, points: torch.Tensor, gather: bool | None) -> bool:
+    """Gathers where grid_sample's backward must itself be differentiated and can't be."""
+    if gather is not None:
+        return gather
+    return values.device.type != "cpu" and points.requires_grad and torch.is_grad_enabled()
+
+
+def gather_sample(values: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """``grid_sample(values, coords, "bilinear", padding_mode="border", align_corners=False)``
+    written with gathers, so autograd differentiates it to any order on any device.
+
+    values: (B, C, *S) with S = (H, W) or (D, H, W); coords: (B, N, len(S)) in grid_sample's
+    order ((x, y) or (x, y, z), each in [-1, 1] over the last, second-to-last, ... axis).
+    Returns (B, C, N).
+    """
+    b, c, *size = values.shape
+    dims = len(size)
+    flat = values.reshape(b, c, -1)
+    corners = []  # per axis, in (x, y[, z]) order: (low index, high index, high weight)
+    for a in range(dims):
+        n = size[dims - 1 - a]  # x -> last axis
+        # align_corners=False: pixel i's centre is at -1 + (2i + 1) / n; border padding
+        # clamps the unnormalised coordinate (gradient 0 outside, as in grid_sample).
+        u = (((coords[..., a] + 1.0) * n - 1.0) * 0.5).clamp(0.0, n - 1)
+        lo = u.detach().floor()
+        w = u - lo
+        lo = lo.long()
+        corners.append((lo, (lo + 1).clamp(max=n - 1), w))
+    out = None
+    for k in range(2 ** dims):
+        index, weight = 0, 1.0
+        for a in reversed(range(dims)):  # row-major: the slowest axis (z or y) first
+            lo, hi, w = corners[a]
+            high = (k >> a) & 1
+            index = index * size[dims - 1 - a] + (hi if high else lo)
+            weight = weight * (w if high else 1.0 - w)
+        term = weight.unsqueeze(1) * flat.gather(2, index.unsqueeze(1).expand(b, c, index.shape[1]))
+        out = term if out is None else out + term
+    return out
+
+
+def sample_image_features(features: torch.Tensor, points: torch.Tensor, *,
+                          gather: bool | None = None) -> torch.Tensor:
     """Bilinear pixel-aligned features.
 
     features: (B, C, H, W) feature map of the image; points: (B, N, 2+) NDC (x, y[, z]).
-    Returns (B, N, C).
+    ``gather``: force (True) or forbid (False) :func:`gather_sample`; default as the module
+    docstring says. Returns (B, N, C).
     """
     features = _fp32(features)
-    grid = torch.stack([points[..., 0], -points[..., 1]], dim=-1).unsqueeze(2).to(features.dtype)  # (B, N, 1, 2)
+    xy = torch.stack([points[..., 0], -points[..., 1]], dim=-1).to(features.dtype)  # (B, N, 2)
     with torch.autocast(device_type=features.device.type, enabled=False):
-        out = F.grid_sample(features, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        if _use_gather(features, points, gather):
+            return gather_sample(features, xy).transpose(1, 2)
+        out = F.grid_sample(features, xy.unsqueeze(2), mode="bilinear", padding_mode="border",
+                            align_corners=False)
     return out.squeeze(3).transpose(1, 2)  # (B, C, N, 1) -> (B, N, C)
 
 
@@ -59,12 +112,19 @@ def voxelize(points: torch.Tensor, grid: int) -> torch.Tensor:
     return occ.view(b, 1, grid, grid, grid)
 
 
-def sample_volume_features(volume: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Trilinear features of a (B, C, D, H, W) volume at (B, N, 3) NDC points -> (B, N, C)."""
+def sample_volume_features(volume: torch.Tensor, points: torch.Tensor, *,
+                           gather: bool | None = None) -> torch.Tensor:
+    """Trilinear features of a (B, C, D, H, W) volume at (B, N, 3) NDC points -> (B, N, C).
+
+    ``gather`` as in :func:`sample_image_features`.
+    """
     volume = _fp32(volume)
-    grid = points.to(volume.dtype).unsqueeze(2).unsqueeze(2)  # (B, N, 1, 1, 3), last axis (x, y, z)
+    xyz = points[..., :3].to(volume.dtype)  # last axis (x, y, z)
     with torch.autocast(device_type=volume.device.type, enabled=False):
-        out = F.grid_sample(volume, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        if _use_gather(volume, points, gather):
+            return gather_sample(volume, xyz).transpose(1, 2)
+        out = F.grid_sample(volume, xyz.unsqueeze(2).unsqueeze(2), mode="bilinear", padding_mode="border",
+                            align_corners=False)
     return out.flatten(2).transpose(1, 2)  # (B, C, N, 1, 1) -> (B, N, C)
 
 
