@@ -244,6 +244,20 @@ def test_select_backend(monkeypatch):
         backend.select_backend("auto")
 
 
+def test_pyrender_imported_with_pyglet_headless():
+    # A headless GPU server has no X client libraries: pyglet's X11 platform (imported by
+    # pyrender's viewer) failed there at import. A fresh process shows what we set.
+    import subprocess
+    import sys
+
+    code = ("import os; os.environ.pop('PYGLET_HEADLESS', None); os.environ['PYOPENGL_PLATFORM'] = 'osmesa'; "
+            "from anchorudf.render.backend import import_pyrender; import_pyrender('osmesa'); "
+            "import pyglet; print(os.environ['PYGLET_HEADLESS'], pyglet.options['headless'])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["1", "True"]
+
+
 # ---------------------------------------------------------------- the shard stage
 
 

@@ -113,8 +113,16 @@ def select_backend(preference: str = "auto") -> str:
 
 
 def import_pyrender(preference: str = "auto"):
-    """Select the backend, then import and return the ``pyrender`` module."""
+    """Select the backend, then import and return the ``pyrender`` module.
+
+    pyrender imports pyglet (for its viewer, which we never open); pyglet's default X11
+    platform then needs X client libraries, absent on headless GPU servers (seen on an
+    H200: "'NoneType' object has no attribute 'XRenderFindVisualFormat'"). Offscreen
+    rendering needs no window, so pyglet is put in headless mode unless the user set
+    PYGLET_HEADLESS; OSMesa renders are byte-identical either way (checked).
+    """
     select_backend(preference)
+    os.environ.setdefault("PYGLET_HEADLESS", "1")
     import pyrender
 
     return pyrender
