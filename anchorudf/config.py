@@ -158,6 +158,10 @@ class TrainConfig:
     lr_decay_at: float = _f(0.8, "fraction of all steps after which lr is multiplied by lr_decay", lo=0.0, hi=1.0)
     lr_decay: float = _f(0.1, "lr multiplier for the last steps", gt=0.0, hi=1.0)
     delta: float = _f(0.2, "clamp of the distance loss, NDC units", gt=0.0)
+    udf_clamp: Literal["both", "target"] = _f("both", "both = |min(f, delta) - min(udf, delta)| (the paper; "
+                                              "a prediction above delta gets no gradient, so a field pushed "
+                                              "above it everywhere stays dead); target = no dead zone: |f - udf| "
+                                              "where udf < delta, max(delta - f, 0) beyond")
     lambda_ap: float = _f(1.0, "weight of the anchor loss relative to L_udf as in the paper's sums "
                                 "(applied to the means as lambda_ap x anchors / points)", lo=0.0)
     lambda_gda: float = _f(0.02, "weight of the gradient-direction-alignment loss", lo=0.0)

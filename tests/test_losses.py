@@ -22,6 +22,27 @@ def test_udf_loss_clamp_hand_computed():
     assert loss.item() == 0 and p.grad.item() == 0
 
 
+def test_udf_loss_target_clamp_has_no_dead_zone():
+    pred = torch.tensor([[0.1, 0.3, 0.5, 0.05, 0.1]], requires_grad=True)
+    gt = torch.tensor([[0.15, 0.1, 0.4, 0.05, 0.3]])
+    # Equal to the paper's clamp wherever pred <= delta; a near target under a prediction
+    # above delta costs |pred - gt| (0.2, not 0.1) and pulls it down.
+    both, target = udf_loss(pred, gt, 0.2, "both"), udf_loss(pred, gt, 0.2, "target")
+    assert both.item() == pytest.approx((0.05 + 0.1 + 0 + 0 + 0.1) / 5)
+    assert target.item() == pytest.approx((0.05 + 0.2 + 0 + 0 + 0.1) / 5)
+    (g,) = torch.autograd.grad(target, pred)
+    assert g[0].tolist() == pytest.approx([-0.2, 0.2, 0.0, 0.0, -0.2])
+    # A dead field (every prediction above delta): the paper's loss has no gradient at all,
+    # the target clamp still pulls every near point down and leaves far ones alone.
+    dead = torch.full((1, 4), 0.5, requires_grad=True)
+    gt = torch.tensor([[0.01, 0.1, 0.3, 0.9]])
+    assert torch.autograd.grad(udf_loss(dead, gt, 0.2, "both"), dead)[0].abs().sum() == 0
+    (g,) = torch.autograd.grad(udf_loss(dead, gt, 0.2, "target"), dead)
+    assert g[0].tolist() == pytest.approx([0.25, 0.25, 0.0, 0.0])
+    with pytest.raises(ValueError, match="clamp"):
+        udf_loss(dead, gt, 0.2, "none")
+
+
 def test_udf_loss_is_a_mean_over_points():
     g = torch.Generator().manual_seed(0)
     pred, gt = torch.rand(2, 10, generator=g) * 0.3, torch.rand(2, 10, generator=g) * 0.3

@@ -10,15 +10,26 @@ from __future__ import annotations
 import torch
 
 
-def udf_loss(pred: torch.Tensor, gt: torch.Tensor, delta: float) -> torch.Tensor:
-    """Clamped L1: mean over all points of |min(pred, delta) - min(gt, delta)|.
+def udf_loss(pred: torch.Tensor, gt: torch.Tensor, delta: float, clamp: str = "both") -> torch.Tensor:
+    """Clamped L1, mean over all points (``train.udf_clamp``).
 
-    pred, gt: (B, N) distances in NDC units; delta: the clamp (NDC units, 0.2 in the
-    paper). Points with both distances beyond delta cost nothing.
+    ``both`` (the paper): |min(pred, delta) - min(gt, delta)|. Points with both distances
+    beyond delta cost nothing, and neither does a prediction beyond delta at a near point:
+    once every prediction is above delta the loss has no gradient and the field is dead
+    for good (seen on an H200, batch 24 with bf16, about 150 steps in).
+    ``target``: the same value wherever pred <= delta, and |pred - gt| where pred > delta
+    > gt, so a near point always pulls its prediction down; beyond delta, max(delta - pred, 0).
+    pred, gt: (B, N) distances in NDC units; delta: NDC units (0.2 in the paper).
     """
     if pred.shape != gt.shape:
         raise ValueError(f"udf_loss: prediction {tuple(pred.shape)} and target {tuple(gt.shape)} differ")
-    return (pred.float().clamp(max=delta) - gt.float().clamp(max=delta)).abs().mean()
+    pred, gt = pred.float(), gt.float()
+    if clamp == "both":
+        return (pred.clamp(max=delta) - gt.clamp(max=delta)).abs().mean()
+    if clamp != "target":
+        raise ValueError(f"udf_loss: clamp must be 'both' or 'target', got {clamp!r}")
+    near = gt < delta
+    return torch.where(near, (pred - gt).abs(), (delta - pred).clamp(min=0.0)).mean()
 
 
 def _nearest_sq(a: torch.Tensor, b: torch.Tensor, chunk: int) -> torch.Tensor:

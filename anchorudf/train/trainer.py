@@ -162,7 +162,7 @@ class Trainer:
         gda_on = not main and cfg.lambda_gda > 0
         with self._autocast():
             out = self.net(b["image"], b["points"], with_grad=gda_on, last_only=not main, fine=False)
-        l_udf = sum(udf_loss(u, b["udf"], cfg.delta) for u in out["udf"]) / len(out["udf"])
+        l_udf = sum(udf_loss(u, b["udf"], cfg.delta, cfg.udf_clamp) for u in out["udf"]) / len(out["udf"])
         l_ap = anchor_chamfer(out["anchors"], b["anchors"])
         # lambda_ap * L_ap stays in the graph even at lambda_ap = 0 so DDP sees every
         # parameter used; in the GDA phase the anchor head is frozen and L_ap is only logged.
@@ -184,8 +184,8 @@ class Trainer:
         gda_on = cfg.lambda_gda > 0
         with self._autocast():
             out = self.net(b["image"], b["points"], with_grad=gda_on, last_only=not whole, fine=True)
-        l_fine = udf_loss(out["udf_fine"], b["udf"], cfg.delta)
-        l_udf = sum(udf_loss(u, b["udf"], cfg.delta) for u in out["udf"]) / len(out["udf"])
+        l_fine = udf_loss(out["udf_fine"], b["udf"], cfg.delta, cfg.udf_clamp)
+        l_udf = sum(udf_loss(u, b["udf"], cfg.delta, cfg.udf_clamp) for u in out["udf"]) / len(out["udf"])
         l_ap = anchor_chamfer(out["anchors"], b["anchors"])
         loss = l_fine
         if whole:
@@ -253,7 +253,7 @@ class Trainer:
             grad = udf_gradient(f, points, create_graph=False)
             f = f.detach().float()
             near = b["udf"] < cfg.delta
-            return {"udf": float(udf_loss(f, b["udf"], cfg.delta)),
+            return {"udf": float(udf_loss(f, b["udf"], cfg.delta, cfg.udf_clamp)),
                     "udf_near_abs": float(((f - b["udf"]).abs() * near).sum() / near.sum().clamp_min(1)),
                     "anchor_chamfer": float(anchor_chamfer(enc.anchors.detach(), b["anchors"])),
                     "gda": float(gda_loss(grad, b["direction"], f < cfg.delta))}
