@@ -262,3 +262,21 @@ def test_sampling_path_rule():
     with torch.no_grad():
         assert not position._use_gather(v.to("meta"), pg, None)
     assert position._use_gather(v, p, True) and not position._use_gather(v.to("meta"), pg, False)
+
+
+def test_only_training_lets_the_samplers_gather(monkeypatch):
+    # Inference takes first-order gradients only (projection): grid_sample on every device.
+    from anchorudf.models import position
+
+    seen = []
+    rule = position._use_gather
+    monkeypatch.setattr(position, "_use_gather", lambda v, p, g: seen.append(g) or rule(v, p, g))
+    model = tiny(hd_enabled=True)
+    image, points = inputs()
+    model.train()
+    model(image, points, with_grad=True, fine=True)
+    assert seen and set(seen) == {None}
+    seen.clear()
+    model.eval()
+    model(image, points, with_grad=True, fine=True)
+    assert seen and set(seen) == {False}

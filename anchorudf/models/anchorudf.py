@@ -174,13 +174,19 @@ class AnchorUDF(nn.Module):
         fine_map = self.hd_encoder(image) if fine else None
         return Encoded(features, anchors, volume, fine_map)
 
+    def _gather(self) -> bool | None:
+        """The samplers' ``gather``: only training takes a loss on d f / d points (GDA), so
+        only then may grid_sample's backward need differentiating; inference's first-order
+        gradients (projection, eval_step) keep grid_sample on every device."""
+        return None if self.training else False
+
     def decoder_input(self, enc: Encoded, points: torch.Tensor, stack: int = -1) -> torch.Tensor:
         """(B, N, 3) NDC points -> (B, N, D) decoder input [image feature, position feature]."""
-        parts = [sample_image_features(enc.features[stack], points)]
+        parts = [sample_image_features(enc.features[stack], points, gather=self._gather())]
         kind = self.cfg.position_feature
         if kind == "anchors":
             assert enc.volume is not None
-            parts += [sample_volume_features(enc.volume, points), points]
+            parts += [sample_volume_features(enc.volume, points, gather=self._gather()), points]
         elif kind == "xyz":
             parts.append(points)
         else:
@@ -199,7 +205,7 @@ class AnchorUDF(nn.Module):
         """The fine decoder on [fine pixel-aligned feature, coarse 3D embedding] -> (B, N)."""
         if enc.fine is None or self.hd_decoder is None:
             raise ValueError("the fine level needs an HD model and fine features (encode(image, fine=True))")
-        feat = sample_image_features(enc.fine, points)
+        feat = sample_image_features(enc.fine, points, gather=self._gather())
         return self.hd_decoder(torch.cat([feat, embedding.to(feat.dtype)], dim=-1))
 
     def query_fine(self, enc: Encoded, points: torch.Tensor) -> torch.Tensor:

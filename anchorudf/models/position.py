@@ -20,7 +20,8 @@ Axis conventions (the reference code got the 3D one wrong; tests pin ours down)
   implemented", first seen on an H200). Off the CPU, a sampling whose points need a
   gradient therefore goes through :func:`gather_sample`, the same bilinear/trilinear
   interpolation written with gathers (pinned to grid_sample, values and both
-  derivatives, by tests/test_position.py); everything else keeps grid_sample.
+  derivatives, by tests/test_models.py); everything else keeps grid_sample, and
+  models in eval mode never gather (their gradients are first-order).
 """
 
 from __future__ import annotations
