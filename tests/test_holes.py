@@ -3,7 +3,7 @@ import numpy as np
 import trimesh
 
 from anchorudf.geometry.topology import boundary_loops
-from anchorudf.reconstruct.holes import fill_small_holes
+from anchorudf.reconstruct.holes import _simple_loops, fill_small_holes
 
 
 def grid_sheet(n=8):
@@ -93,3 +93,50 @@ def test_field_holes_keep_tube_rims_and_sheet_outlines():
     # The outline's disk lies on the sheet itself: the field is 0 there, but it is no hole.
     s2, sf2 = fill_field_holes(s, sf, plane, h=1 / 8, max_udf=1.25 / 8, batch_points=1000)
     assert boundary_loops(sf2) == 1 and len(sf2) == len(sf)
+
+
+def _simple_loops_reference(faces):
+    """Slow and plain: per connected piece of the boundary half-edges, a simple loop when
+    every vertex has one half-edge out and one in (and no other boundary edge); listed from
+    its smallest vertex along the half-edges."""
+    from anchorudf.geometry.topology import boundary_half_edges
+
+    bhe = boundary_half_edges(faces).tolist()
+    out, inn, nbrs = {}, {}, {}
+    for a, b in bhe:
+        out.setdefault(a, []).append(b)
+        inn.setdefault(b, []).append(a)
+        nbrs.setdefault(a, set()).add(b)
+        nbrs.setdefault(b, set()).add(a)
+    loops, done = [], set()
+    for start in sorted(nbrs):
+        if start in done:
+            continue
+        piece, stack = {start}, [start]
+        while stack:
+            for w in nbrs[stack.pop()]:
+                if w not in piece:
+                    piece.add(w)
+                    stack.append(w)
+        done |= piece
+        if len(piece) < 3 or any(len(out.get(x, [])) != 1 or len(inn.get(x, [])) != 1 for x in piece):
+            continue
+        loop = [min(piece)]
+        while out[loop[-1]][0] != loop[0]:
+            loop.append(out[loop[-1]][0])
+        if len(loop) == len(piece):
+            loops.append(loop)
+    return loops
+
+
+def test_simple_loops_of_a_torn_sheet_match_the_reference():
+    """A sheet with a tenth of its faces torn out (a shredded learned mesh: thousands of
+    boundary edges, most loops not simple). The walk stops at any vertex walked before;
+    before that fix a walk caught in a cycle that misses its start ran once around the
+    whole boundary, per start (the timing is in benchmarks/bench_meshing.py)."""
+    v, f = grid_sheet(60)
+    for seed in range(3):
+        torn = f[np.random.default_rng(seed).random(len(f)) > 0.1]
+        got = _simple_loops(torn)
+        assert got == _simple_loops_reference(torn)
+        assert len(got) > 50

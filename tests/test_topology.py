@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from anchorudf.geometry.topology import (boundary_edges, boundary_half_edges, face_components, face_edges,
-                                         unique_edges)
+                                         unique_edges, unique_rows)
 
 
 def _faces(n=40, nv=25, seed=0, dtype=np.int64):
@@ -156,3 +156,35 @@ def test_split_nonmanifold_vertices_leaves_one_fan_per_vertex(seed):
     assert connected_pieces(f2) == connected_pieces(f)
     vb, fb = split_nonmanifold_vertices(np.eye(5, 3), BOWTIE)
     assert len(vb) == 6 and len(nonmanifold_vertices(fb)) == 0 and fb.tolist() == [[0, 1, 2], [5, 3, 4]]
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint32, np.int16])
+@pytest.mark.parametrize("cols", [1, 2, 3])
+def test_unique_rows_equals_rowwise_np_unique(dtype, cols):
+    """The packed-key unique gives np.unique(axis=0)'s rows, first indices, inverse and
+    counts exactly, negative values and repeated rows included."""
+    rng = np.random.default_rng(cols)
+    low = 0 if np.dtype(dtype).kind == "u" else -50
+    a = rng.integers(low, 60, size=(500, cols)).astype(dtype)
+    a = np.concatenate([a, a[::7]])  # repeated rows, out of order
+    want = np.unique(a, axis=0, return_index=True, return_inverse=True, return_counts=True)
+    got = unique_rows(a, return_index=True, return_inverse=True, return_counts=True)
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[0].dtype == a.dtype
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[2], np.asarray(want[2]).ravel())
+    np.testing.assert_array_equal(got[3], want[3])
+    np.testing.assert_array_equal(unique_rows(a), want[0])
+    _, inv = unique_rows(a, return_inverse=True)
+    np.testing.assert_array_equal(got[0][inv], a)
+
+
+def test_unique_rows_falls_back_where_keys_would_overflow():
+    """Ranges too wide for one int64 key (and float rows) take np.unique(axis=0) itself."""
+    a = np.array([[0, 2 ** 40, 0], [5, 0, 2 ** 40], [0, 2 ** 40, 0]], dtype=np.int64)
+    np.testing.assert_array_equal(unique_rows(a), np.unique(a, axis=0))
+    f = np.array([[0.5, 1.0], [0.5, 1.0], [-1.0, 2.0]])
+    u, c = unique_rows(f, return_counts=True)
+    np.testing.assert_array_equal(u, [[-1.0, 2.0], [0.5, 1.0]])
+    np.testing.assert_array_equal(c, [1, 2])
+    assert unique_rows(np.zeros((0, 2), dtype=np.int64)).shape == (0, 2)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from anchorudf.data.meshio import quantize
+from anchorudf.geometry.topology import unique_rows
 
 # Rotation taking each source up axis to +Y. Each is a single 90/180-degree turn:
 #   +Z: about +X by -90 deg, (x, y, z) -> (x, z, -y)   (Blender/Z-up: front -Y ends at +Z)
@@ -176,7 +177,7 @@ def clean_mesh(mesh):
         f, face_src = f[~bad], face_src[~bad]
 
     if len(f):
-        _, first = np.unique(np.sort(f, axis=1), axis=0, return_index=True)
+        _, first = unique_rows(np.sort(f, axis=1), return_index=True)
         if len(first) < len(f):
             notes.append(f"removed {len(f) - len(first)} duplicate faces")
             keep = np.sort(first)
@@ -204,7 +205,7 @@ def _findings(faces: np.ndarray) -> list[str]:
     if pieces > 1:
         notes.append(f"{pieces} pieces")
     edges = np.sort(face_edges(faces), axis=1)
-    _, counts = np.unique(edges, axis=0, return_counts=True)
+    _, counts = unique_rows(edges, return_counts=True)
     nm = int((counts > 2).sum())
     if nm:
         notes.append(f"{nm} non-manifold edges")

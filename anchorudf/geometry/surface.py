@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from anchorudf.geometry.topology import (boundary_edges, boundary_half_edges, face_components, face_edges,
-                                        unique_edges)
+                                        unique_edges, unique_rows)
 
 
 def subdivide_quads(quads: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -28,7 +28,7 @@ def subdivide_quads(quads: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np
     n = len(data)
     edges = face_edges(q, order="face")  # (4Q, 2)
     key = np.sort(edges, axis=1)
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
+    uniq, inv = unique_rows(key, return_inverse=True)
     mid = n + inv.reshape(-1, 4)  # (Q, 4): midpoint of edge (q[k], q[k+1])
     centre = n + len(uniq) + np.arange(len(q))
     new = np.concatenate([data, 0.5 * (data[uniq[:, 0]] + data[uniq[:, 1]]), data[q].mean(axis=1)])
@@ -69,7 +69,7 @@ def clip_mesh(faces: np.ndarray, data: np.ndarray, phi: np.ndarray,
     tri = np.take_along_axis(cut, (odd[:, None] + np.arange(3)[None]) % 3, axis=1)  # a (odd), b, c
     # The two cut edges of each rotated triangle, a-b and c-a (not a face-edge enumeration).
     key = np.concatenate([np.sort(tri[:, [0, 1]], axis=1), np.sort(tri[:, [2, 0]], axis=1)])
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
+    uniq, inv = unique_rows(key, return_inverse=True)
     p0, p1 = phi[uniq[:, 0]], phi[uniq[:, 1]]
     t = np.divide(p0, p0 - p1, out=np.zeros_like(p0), where=p0 != p1)
     new = data[uniq[:, 0]] + t[:, None] * (data[uniq[:, 1]] - data[uniq[:, 0]])

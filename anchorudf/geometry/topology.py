@@ -28,10 +28,64 @@ def face_edges(faces: np.ndarray, order: Literal["corner", "face"] = "corner") -
     raise ValueError(f"face_edges: order must be 'corner' or 'face', got {order!r}")
 
 
+def unique_rows(rows: np.ndarray, return_index: bool = False, return_inverse: bool = False,
+                return_counts: bool = False):
+    """``np.unique(rows, axis=0, ...)`` of an (N, k) integer array, the same outputs (rows in
+    lexicographic order, first occurrences, a flat inverse), several times faster.
+
+    The rows are packed into one int64 key each (mixed radix over each column's range,
+    ``key = ((r0 - m0) * s1 + (r1 - m1)) * s2 + ...``, which sorts as the rows do) and the
+    keys go through 1-D ``np.unique``; row-wise ``np.unique`` sorts a structured view
+    instead, which dominated meshing and the topology metrics. Falls back to it when the
+    ranges do not fit in 62 bits.
+    """
+    a = np.asarray(rows)
+    extras = (return_index, return_inverse, return_counts)
+    span = _packing_span(a)
+    if span is None:
+        out = np.unique(a, axis=0, return_index=return_index, return_inverse=return_inverse,
+                        return_counts=return_counts)
+        return _ravel_inverse(out, extras)
+    lo = a.min(axis=0).astype(np.int64)
+    key = np.zeros(len(a), dtype=np.int64)
+    for j in range(a.shape[1]):
+        key = key * span[j] + (a[:, j].astype(np.int64) - lo[j])
+    out = np.unique(key, return_index=return_index, return_inverse=return_inverse,
+                    return_counts=return_counts)
+    keys = out[0] if any(extras) else out
+    uniq = np.empty((len(keys), a.shape[1]), dtype=a.dtype)
+    for j in range(a.shape[1] - 1, -1, -1):
+        uniq[:, j] = keys % span[j] + lo[j]
+        keys = keys // span[j]
+    return _ravel_inverse((uniq, *out[1:]), extras) if any(extras) else uniq
+
+
+def _packing_span(a: np.ndarray) -> np.ndarray | None:
+    """Per-column value range of a non-empty (N, k) integer array when the ranges' product
+    fits in 62 bits (rows then pack into one int64 key), else None."""
+    if a.ndim != 2 or len(a) == 0 or a.dtype.kind not in "iu":
+        return None
+    lo, hi = a.min(axis=0), a.max(axis=0)
+    if lo.min() < -(2 ** 62) or hi.max() >= 2 ** 62:
+        return None
+    span = hi.astype(np.int64) - lo.astype(np.int64) + 1
+    return span if np.sum(np.log2(span.astype(np.float64))) < 62 else None
+
+
+def _ravel_inverse(out, extras: tuple[bool, bool, bool]):
+    """``np.unique``'s outputs with the inverse (when asked for) flattened."""
+    if not any(extras):
+        return out
+    out = list(out)
+    if extras[1]:
+        out[1 + extras[0]] = np.asarray(out[1 + extras[0]]).ravel()
+    return tuple(out)
+
+
 def unique_edges(faces: np.ndarray) -> np.ndarray:
     """(E, 2) undirected edges of the faces, each once, vertex ids sorted within a row,
     rows in lexicographic order."""
-    return np.unique(np.sort(face_edges(faces), axis=1), axis=0)
+    return unique_rows(np.sort(face_edges(faces), axis=1))
 
 
 def boundary_edges(faces: np.ndarray) -> np.ndarray:
@@ -40,7 +94,7 @@ def boundary_edges(faces: np.ndarray) -> np.ndarray:
     if len(f) == 0:
         return np.zeros((0, 2), dtype=np.int64)
     edges = np.sort(face_edges(f), axis=1)
-    uniq, counts = np.unique(edges, axis=0, return_counts=True)
+    uniq, counts = unique_rows(edges, return_counts=True)
     return uniq[counts == 1]
 
 
@@ -48,7 +102,7 @@ def boundary_half_edges(faces: np.ndarray) -> np.ndarray:
     """(E, 2) directed edges a->b, in their face's winding, used by exactly one face
     (rows in :func:`face_edges` corner order)."""
     he = face_edges(faces)
-    _, inv, counts = np.unique(np.sort(he, axis=1), axis=0, return_inverse=True, return_counts=True)
+    _, inv, counts = unique_rows(np.sort(he, axis=1), return_inverse=True, return_counts=True)
     return he[counts[inv.ravel()] == 1]
 
 
@@ -81,7 +135,7 @@ def face_components(faces: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     edges = np.sort(face_edges(f), axis=1)
     face_of_edge = np.tile(np.arange(len(f)), 3)
-    _, edge_id = np.unique(edges, axis=0, return_inverse=True)
+    _, edge_id = unique_rows(edges, return_inverse=True)
     edge_id = edge_id.ravel()
     order = np.argsort(edge_id, kind="stable")
     e_sorted, f_sorted = edge_id[order], face_of_edge[order]
@@ -97,7 +151,7 @@ def edge_face_counts(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     f = np.asarray(faces, dtype=np.int64)
     if len(f) == 0:
         return np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.unique(np.sort(face_edges(f), axis=1), axis=0, return_counts=True)
+    return unique_rows(np.sort(face_edges(f), axis=1), return_counts=True)
 
 
 def nonmanifold_edges(faces: np.ndarray) -> np.ndarray:
@@ -127,7 +181,7 @@ def corner_fans(faces: np.ndarray) -> np.ndarray:
         keys.append(np.stack([f, np.roll(f, -step, axis=1)], axis=2).reshape(-1, 2))
         ids.append(corner.ravel())
     keys, ids = np.concatenate(keys), np.concatenate(ids)
-    _, group = np.unique(keys, axis=0, return_inverse=True)
+    _, group = unique_rows(keys, return_inverse=True)
     group = group.ravel()
     order = np.argsort(group, kind="stable")
     g, c = group[order], ids[order]
@@ -145,7 +199,7 @@ def nonmanifold_vertices(faces: np.ndarray) -> np.ndarray:
     if len(f) == 0:
         return np.zeros(0, dtype=np.int64)
     fans = corner_fans(f)
-    pairs = np.unique(np.c_[f.ravel(), fans.ravel()], axis=0)
+    pairs = unique_rows(np.c_[f.ravel(), fans.ravel()])
     verts, count = np.unique(pairs[:, 0], return_counts=True)
     bad = set(verts[count > 1].tolist()) | set(nonmanifold_edges(f).ravel().tolist())
     return np.array(sorted(bad), dtype=np.int64)
@@ -163,7 +217,7 @@ def split_nonmanifold_vertices(vertices: np.ndarray, faces: np.ndarray) -> tuple
     if len(f) == 0:
         return v, f
     fans = corner_fans(f)
-    pairs, first = np.unique(np.c_[f.ravel(), fans.ravel()], axis=0, return_index=True)
+    pairs, first = unique_rows(np.c_[f.ravel(), fans.ravel()], return_index=True)
     # The fan met first (lowest corner) keeps the vertex id; the others get new ids.
     order = np.lexsort((first, pairs[:, 0]))
     pairs = pairs[order]

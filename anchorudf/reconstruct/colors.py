@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from anchorudf.geometry.camera import ndc_to_pixel
+from anchorudf.geometry.topology import unique_rows
 
 if TYPE_CHECKING:
     from anchorudf.reconstruct.image import Reconstruction
@@ -98,7 +99,7 @@ def _fill_along_surface(vertices: np.ndarray, faces: np.ndarray, seen: np.ndarra
     if not seen.any() or seen.all():
         return src
     e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    e = np.unique(np.sort(e[e[:, 0] != e[:, 1]], axis=1), axis=0)  # each edge once
+    e = unique_rows(np.sort(e[e[:, 0] != e[:, 1]], axis=1))  # each edge once
     w = np.linalg.norm(vertices[e[:, 0]] - vertices[e[:, 1]], axis=1) + 1e-12  # 0 = no edge
     graph = coo_matrix((w, (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
     _, _, sources = dijkstra(graph, directed=False, indices=np.flatnonzero(seen), min_only=True,

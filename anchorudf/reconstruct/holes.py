@@ -51,19 +51,23 @@ def _simple_loops(faces: np.ndarray) -> list[list[int]]:
     bhe = _boundary_half_edges(faces)
     if len(bhe) == 0:
         return []
-    degree = np.bincount(bhe.ravel())
+    degree = np.bincount(bhe.ravel()).tolist()  # Python ints: the walk below indexes them one by one
     nxt = dict(zip(bhe[:, 0].tolist(), bhe[:, 1].tolist()))
     seen: set[int] = set()
     loops = []
+    # A walk ends back at its start (a loop), at a dead end, or at a vertex already walked
+    # (in this walk or an earlier one): no simple loop has an edge in from outside, so
+    # such a walk is not one. Every boundary vertex is walked at most once: O(E).
     for start in sorted(nxt):
         if start in seen:
             continue
         loop, cur, simple = [start], nxt.get(start), degree[start] == 2
-        while cur is not None and cur != start and len(loop) <= len(bhe):
+        seen.add(start)
+        while cur is not None and cur != start and cur not in seen:
             simple &= degree[cur] == 2
             loop.append(cur)
+            seen.add(cur)
             cur = nxt.get(cur)
-        seen.update(loop)
         if cur == start and simple and len(loop) >= 3:
             loops.append(loop)
     return loops

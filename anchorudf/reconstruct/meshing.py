@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from anchorudf.config import EvaluateConfig
+from anchorudf.geometry.topology import unique_rows
 from anchorudf.reconstruct.dense import UdfFn, udf_and_grad
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def _band_cells(points: np.ndarray, origin: np.ndarray, h: float, dims: np.ndarr
                 band_cells: int) -> np.ndarray:
     """(M, 3) int64 cells within ``band_cells`` (Chebyshev) of a cell holding a point."""
     occ = np.floor((points - origin) / h).astype(np.int64)
-    occ = np.unique(np.clip(occ, 0, dims - 1), axis=0)
+    occ = unique_rows(np.clip(occ, 0, dims - 1))
     r = np.arange(-band_cells, band_cells + 1)
     offs = np.stack(np.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
     keys = []
@@ -150,7 +151,7 @@ def _orient(faces: np.ndarray) -> np.ndarray:
 
     he = face_edges(faces, order="face")  # directed, face by face
     fid = np.repeat(np.arange(nf), 3)
-    _, eid, cnt = np.unique(np.sort(he, axis=1), axis=0, return_inverse=True, return_counts=True)
+    _, eid, cnt = unique_rows(np.sort(he, axis=1), return_inverse=True, return_counts=True)
     eid = eid.ravel()
     order = np.argsort(eid, kind="stable")
     e_s = eid[order]
@@ -355,12 +356,12 @@ def _assemble(udf_fn: UdfFn, grid_pos: np.ndarray, origin: np.ndarray, h: float,
     import torch
 
     keys = np.rint(grid_pos.reshape(-1, 3) * 65536.0).astype(np.int64)
-    uniq, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    uniq, first, inv = unique_rows(keys, return_index=True, return_inverse=True)
     verts = origin + grid_pos.reshape(-1, 3)[first] * h
     faces = inv.reshape(-1, 3).astype(np.int64)
     ok = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
     faces = faces[ok]
-    _, once = np.unique(np.sort(faces, axis=1), axis=0, return_index=True)
+    _, once = unique_rows(np.sort(faces, axis=1), return_index=True)
     faces = faces[np.sort(once)]
     fv, _ = udf_and_grad(udf_fn, torch.as_tensor(verts, dtype=torch.float32, device=device),
                          cfg.batch_points, with_grad=False)

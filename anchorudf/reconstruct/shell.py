@@ -78,6 +78,7 @@ from __future__ import annotations
 import numpy as np
 
 from anchorudf.config import EvaluateConfig
+from anchorudf.geometry.topology import unique_edges, unique_rows
 from anchorudf.reconstruct.dense import UdfFn, udf_and_grad
 
 _EMPTY = (np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
@@ -164,7 +165,6 @@ def _signed_graph(verts: np.ndarray, faces: np.ndarray, normals: np.ndarray, exi
     from scipy.sparse import coo_matrix
     from scipy.spatial import cKDTree
 
-    from anchorudf.geometry.topology import unique_edges
 
     n = len(verts)
     e = unique_edges(faces)
@@ -251,7 +251,6 @@ def _merge_islands(faces: np.ndarray, labels: np.ndarray, comp: np.ndarray, frac
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    from anchorudf.geometry.topology import unique_edges
 
     labels = labels.copy()
     e = unique_edges(faces)
@@ -268,7 +267,7 @@ def _merge_islands(faces: np.ndarray, labels: np.ndarray, comp: np.ndarray, frac
         if not small.any():
             break
         # Flip, smallest first, every small island none of whose small neighbours flips.
-        touch = np.unique(np.sort(np.c_[isl[e[~same, 0]], isl[e[~same, 1]]], axis=1), axis=0)
+        touch = unique_rows(np.sort(np.c_[isl[e[~same, 0]], isl[e[~same, 1]]], axis=1))
         touch = touch[small[touch[:, 0]] & small[touch[:, 1]]]
         neighbours: dict[int, list[int]] = {}
         for p, q in touch.tolist():
@@ -306,7 +305,6 @@ def mid_slab_positions(verts: np.ndarray, faces: np.ndarray, normals: np.ndarray
     from scipy.sparse import coo_matrix
     from scipy.spatial import cKDTree
 
-    from anchorudf.geometry.topology import unique_edges
 
     ok = np.flatnonzero(np.isfinite(exits) & (exits <= max_len))
     if len(ok) == 0:
