@@ -84,7 +84,7 @@ class RenderConfig:
     jpeg_quality: int = _f(95, "JPEG quality when image_format is jpg", lo=1, hi=100)
     backend: Literal["auto", "osmesa", "egl"] = _f("auto", "OpenGL platform; auto = EGL with a GPU, else OSMesa")
     shards: list[int] = _f([0, 1], "shard ids (0..n-1); garment i goes to shard i % n", nonempty=True)
-    workers: int = _f(1, "processes per shard", lo=1, hi=256)
+    workers: int = _f(2, "processes per shard (outputs do not depend on it)", lo=1, hi=256)
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class SampleConfig:
     ratios: list[float] = _f([0.01, 0.49, 0.50], "share of the near-surface points per sigma")
     uniform_ratio: float = _f(0.25, "share of points uniform in the padded box (0 in the paper)", lo=0.0, hi=1.0)
     shards: list[int] = _f([0, 1], "shard ids (0..n-1); garment i goes to shard i % n", nonempty=True)
-    workers: int = _f(1, "processes per shard", lo=1, hi=256)
+    workers: int = _f(2, "processes per shard (outputs do not depend on it)", lo=1, hi=256)
 
 
 @dataclass(frozen=True)

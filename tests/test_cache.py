@@ -15,7 +15,7 @@ from anchorudf.data.meshio import save_garment
 from anchorudf.data.sample_stage import build_anchors, build_sample_shard, garment_rng
 from anchorudf.geometry.sampling import query_points
 
-CFG = SampleConfig(points_per_garment=1000, shards=[0, 1])
+CFG = SampleConfig(points_per_garment=1000, shards=[0, 1], workers=1)  # in process: monkeypatches apply
 ACFG = AnchorsConfig(count=12, surface_samples=400)
 GT = 300
 

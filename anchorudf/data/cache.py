@@ -82,10 +82,12 @@ def rows_sha256(arrays: dict[str, np.ndarray], start: int, stop: int) -> str:
 
 
 def sample_params(cfg: SampleConfig) -> dict[str, Any]:
-    """What a samples shard records as its params: the ``sample`` section + derived constants."""
+    """What a samples shard records as its params: the ``sample`` section + derived constants,
+    without :data:`NON_CONTENT_KEYS` (the worker count changes no byte of the shard, so it
+    must not change its index either)."""
     from anchorudf.geometry.sampling import UNIFORM_HALF_EXTENT
 
-    out = dataclasses.asdict(cfg)
+    out = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NON_CONTENT_KEYS}
     out["uniform_half_extent"] = UNIFORM_HALF_EXTENT
     return out
 
