@@ -112,3 +112,57 @@ def test_user_folder_samples_are_exact(tiny_data):
     ref = _brute_udf(v, f, s["points"][idx].astype(np.float64))
     assert np.abs(ref - s["udf"][idx]).max() < 1e-6
     assert np.allclose(s["closest"][idx] + s["udf"][idx, None] * s["direction"][idx], s["points"][idx], atol=1e-3)
+
+
+def test_rotation_augmentation_is_an_exact_similarity(tiny_data):
+    """train.rotate_jitter: the matrix is mirror/scale, then a roll about the view axis, then
+    a shift; depth is untouched, targets stay exact (q + udf * direction == p in the rotated
+    NDC), the warped mask moves with the matrix, and 0 draws what the old matrix drew."""
+    from anchorudf.data.cache import load_samples
+    from anchorudf.data.images import image_tensors, load_rgb_mask
+    from anchorudf.render import load_views
+    from anchorudf.train.data import augmentation_matrix, transform_targets, warp_image
+
+    a0 = augmentation_matrix(np.random.default_rng(5), True, 0.1, 0.1)
+    rng = np.random.default_rng(5)
+    s = 1.0 + rng.uniform(-0.1, 0.1)
+    tx, ty = rng.uniform(-0.1, 0.1, 2)
+    mirror = -1.0 if rng.random() < 0.5 else 1.0
+    assert np.allclose(a0, [[mirror * s, 0, 0, tx], [0, s, 0, ty], [0, 0, s, 0], [0, 0, 0, 1]])
+    assert np.array_equal(augmentation_matrix(np.random.default_rng(5), True, 0.1, 0.1, 0.0), a0)
+
+    a = augmentation_matrix(np.random.default_rng(5), True, 0.1, 0.1, 30.0)
+    r = a[:2, :2] / s
+    assert np.allclose(r @ r.T, np.eye(2)) and np.isclose(abs(np.linalg.det(r)), 1.0)
+    assert np.allclose(a[2], [0, 0, s, 0]) and np.allclose(a[:2, 2], 0) and np.allclose(a[:2, 3], [tx, ty])
+    angle = np.degrees(np.arctan2(a[1, 0], a[1, 1]))
+    assert 0 < abs(angle) <= 30.0
+
+    p, out, _ = tiny_data
+    gid = sorted(x.name for x in (out / "render").glob("shard-*/*") if x.is_dir())[0]
+    sm = load_samples(out / "cache", gid)
+    view = next(iter(load_views(out / "render", gid)))
+    calib = a @ np.asarray(view.calib)
+    t = transform_targets(calib, sm["points"][:50].astype(float), sm["udf"][:50].astype(float),
+                          sm["direction"][:50].astype(float), sm["anchors"].astype(float))
+    assert np.allclose(project(calib, sm["closest"][:50].astype(float)) + t["udf"][:, None] * t["direction"],
+                       t["points"], atol=1e-4)
+
+    # Surface points land on the warped mask's pixels; the opposite roll would miss them.
+    _, mask = image_tensors(*load_rgb_mask(view.image, view.mask))
+    q = sm["closest"].astype(float)
+
+    def hits(aug, point_aug):
+        """Share of the surface points, projected through ``point_aug``, on the mask warped by ``aug``."""
+        warped = warp_image(mask, aug, mode="nearest")[0].numpy()
+        h, w = warped.shape
+        ndc = project(point_aug @ np.asarray(view.calib), q)
+        col = np.clip(np.floor((ndc[:, 0] + 1) * 0.5 * w), 0, w - 1).astype(int)
+        row = np.clip(np.floor((1 - ndc[:, 1]) * 0.5 * h), 0, h - 1).astype(int)
+        return float(np.mean(warped[row, col] > 0.5))
+
+    roll = a[:2, :2] @ np.diag([1 / (mirror * s), 1 / s])
+    wrong = a.copy()
+    wrong[:2, :2] = roll.T @ np.diag([mirror * s, s])  # the roll the other way round
+    assert hits(np.eye(4), np.eye(4)) > 0.97 and hits(a, a) > 0.97
+    assert hits(a, wrong) < hits(a, a) - 0.1

@@ -10,7 +10,7 @@ Each item follows the trainer's schema (all float32 tensors)::
     direction  (N, 3)     unit (p - q) / |p - q|, NDC
     anchors    (K, 3)     k-means anchor targets, NDC
 
-Augmentation (flip, scale, shift) is one 2D similarity ``A`` applied in NDC: the image is
+Augmentation (flip, scale, in-plane rotation, shift) is one 2D similarity ``A`` applied in NDC: the image is
 resampled through ``A``, and ``calib`` becomes ``A @ calib``, so points, distances,
 directions and anchors stay consistent with the pixels by construction.
 """
@@ -40,13 +40,22 @@ class ViewRef:
 
 
 def augmentation_matrix(rng: np.random.Generator, flip: bool, scale_jitter: float,
-                        shift_jitter: float) -> np.ndarray:
-    """A 4x4 similarity acting on NDC: optional x-mirror, isotropic scale, xy shift."""
+                        shift_jitter: float, rotate_jitter: float = 0.0) -> np.ndarray:
+    """A 4x4 similarity acting on NDC: optional x-mirror, isotropic scale, a rotation about
+    the view axis (z) of up to ``rotate_jitter`` degrees, xy shift.
+
+    The rotation is drawn last, so ``rotate_jitter=0`` gives the same matrices (and draws)
+    as before it existed. Rotations about z keep depth and distances: the targets stay
+    exact (:func:`transform_targets`)."""
     a = np.eye(4)
     s = 1.0 + rng.uniform(-scale_jitter, scale_jitter) if scale_jitter > 0 else 1.0
     tx, ty = (rng.uniform(-shift_jitter, shift_jitter, 2) if shift_jitter > 0 else (0.0, 0.0))
     mirror = -1.0 if (flip and rng.random() < 0.5) else 1.0
     a[:3, :3] = np.diag([mirror * s, s, s])
+    if rotate_jitter > 0:
+        theta = np.deg2rad(rng.uniform(-rotate_jitter, rotate_jitter))
+        c, sn = np.cos(theta), np.sin(theta)
+        a[:2, :2] = np.array([[c, -sn], [sn, c]]) @ a[:2, :2]
     a[0, 3], a[1, 3] = tx, ty
     return a
 
@@ -105,7 +114,7 @@ class GarmentViewDataset(torch.utils.data.Dataset):
         v = self.views[index]
         rng = np.random.default_rng(seed)
         t = self.p.train
-        aug = (augmentation_matrix(rng, t.flip, t.scale_jitter, t.shift_jitter) if self.augment
+        aug = (augmentation_matrix(rng, t.flip, t.scale_jitter, t.shift_jitter, t.rotate_jitter) if self.augment
                else np.eye(4))
         calib = aug @ v.calib
         rgb, mask = self._rgb_mask(index)
