@@ -67,6 +67,7 @@ class GarmentsConfig:
     test_fraction: float = _f(0.1, "fraction of bodies/subjects/instances held out for test", lo=0.0, hi=0.9)
     strict: bool = _f(False, "fail the run when any input file is rejected")
     anny_cache: str = _f(".cache/anny", "project-local cache of the anny body model build")
+    workers: int = _f(2, "processes generating the default set (outputs do not depend on it)", lo=1, hi=256)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def garments(p: Params, out: Path, *, report: Path | None = None) -> dict:
             keep = None if set(g.categories) == set(CATEGORIES) else list(g.categories)
             result = ingest_dataset(Path(g.input), g.source, out, categories=keep,
                                     test_fraction=g.test_fraction, seed=g.seed, strict=g.strict,
-                                    up_axis=g.up_axis)
+                                    up_axis=g.up_axis, workers=g.workers)
             from anchorudf.data.ingest import suspect_orientations
 
             # garments that look rotated after normalisation (up axis wrong?): also warned

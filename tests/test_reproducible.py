@@ -94,12 +94,13 @@ def anny_cache() -> Path:
 
 
 @pytest.mark.slow
-def test_default_garments_are_byte_identical_across_runs(tmp_path, anny_cache):
+def test_default_garments_are_byte_identical_across_runs_and_worker_counts(tmp_path, anny_cache):
     from anchorudf import stages
     from anchorudf.config import load_params
 
-    p = load_params(None, ["garments.count=6", "garments.shifted_count=3", f"garments.anny_cache={anny_cache}"])
-    for name in ("a", "b"):
+    for name, workers in (("a", 1), ("b", 2)):  # in this process, then in 2 worker processes
+        p = load_params(None, ["garments.count=6", "garments.shifted_count=3", f"garments.anny_cache={anny_cache}",
+                               f"garments.workers={workers}"])
         stages.garments(p, tmp_path / name, report=tmp_path / f"{name}.json")
     first, second = _tree_bytes(tmp_path / "a"), _tree_bytes(tmp_path / "b")
     assert len([k for k in first if k.startswith("meshes/")]) == 9  # 6 train/test + 3 style-shifted

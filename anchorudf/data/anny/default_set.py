@@ -28,8 +28,26 @@ def spec_notes(spec) -> str:
     return f"pose={spec.pose} style={spec.style} appearance={spec.appearance}"
 
 
+def _load_body(anny_cache: str) -> None:
+    """Worker initializer: load the anny body assets once per process."""
+    from anchorudf.data.anny.body import body_assets
+
+    body_assets(Path(anny_cache))
+
+
+def _generate_one(spec, anny_cache: str):
+    """(mesh in the garment frame, scale, offset) of one planned garment."""
+    from anchorudf.data.anny.garments import generate_garment
+    from anchorudf.data.normalize import normalize_mesh
+
+    return normalize_mesh(generate_garment(spec, Path(anny_cache)))
+
+
 def build_default_set(cfg: GarmentsConfig, out: Path) -> dict:
     """Generate the default set of ``cfg`` into ``out``; returns the stage summary.
+
+    Garments are generated in ``cfg.workers`` processes (each seeds from its own spec:
+    the same bytes for any worker count) and saved in plan order.
 
     A garment whose generation fails is logged and listed in ``rejects.csv``
     (``anny:<id>``); the others go on. Raises :class:`~anchorudf.data.manifest.GarmentSetError`
@@ -39,26 +57,26 @@ def build_default_set(cfg: GarmentsConfig, out: Path) -> dict:
     Chamfer statistics of :func:`anchorudf.data.diversity.write_diversity`. Each
     manifest row's ``notes`` are :func:`spec_notes` (pose, style, appearance).
     """
-    from tqdm.auto import tqdm
-
-    from anchorudf.data.anny.garments import generate_garment
     from anchorudf.data.anny.plan import plan_garments
     from anchorudf.data.diversity import write_diversity
     from anchorudf.data.manifest import GarmentSetError, manifest_row, write_manifest
     from anchorudf.data.meshio import save_garment
-    from anchorudf.data.normalize import normalize_mesh
+    from anchorudf.utils.parallel import run_per_garment
 
     out = Path(out)
     specs = plan_garments(cfg.count, list(cfg.categories), cfg.seed, cfg.test_fraction, cfg.shifted_count)
+    tasks = {spec.garment_id: (spec, str(cfg.anny_cache)) for spec in specs}
+    made, failed = run_per_garment(_generate_one, tasks, cfg.workers, "garments",
+                                   initializer=_load_body, initargs=(str(cfg.anny_cache),))
+    errors = {f["id"]: f["error"] for f in failed}
     rows, rejects, meshes = [], [], {}
-    for spec in tqdm(specs, total=len(specs), desc="garments", unit="garment", dynamic_ncols=True):
-        try:
-            mesh = generate_garment(spec, Path(cfg.anny_cache))
-            mesh, scale, offset = normalize_mesh(mesh)
-        except Exception as exc:  # one bad garment must not kill the others
-            log.warning("garment %s failed: %s", spec.garment_id, exc)
-            rejects.append({"file": f"anny:{spec.garment_id}", "reason": f"generation failed: {exc}"})
+    for spec in specs:  # plan order, whatever order the workers finished in
+        if spec.garment_id in errors:  # one bad garment must not kill the others
+            log.warning("garment %s failed: %s", spec.garment_id, errors[spec.garment_id])
+            rejects.append({"file": f"anny:{spec.garment_id}",
+                            "reason": f"generation failed: {errors[spec.garment_id]}"})
             continue
+        mesh, scale, offset = made[spec.garment_id]
         rel = save_garment(out, spec.garment_id, mesh)
         meshes[spec.garment_id] = mesh
         rows.append(manifest_row(spec.garment_id, spec.category, spec.split, spec.body_id,
