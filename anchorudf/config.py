@@ -209,6 +209,8 @@ class EvaluateConfig:
     fscore_threshold: float = _f(0.01, "F-score distance, fraction of garment size", gt=0.0)
     metric_points: int = _f(50000, "points of each cloud used in the metrics", lo=10)
     baselines: bool = _f(True, "also evaluate the retrieval and anchor baselines")
+    workers: int = _f(2, "processes on the CPU (each runs torch on one thread: outputs do not depend on it)",
+                      lo=1, hi=256)
 
 
 SECTIONS: dict[str, type] = {

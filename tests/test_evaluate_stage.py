@@ -14,7 +14,8 @@ from anchorudf.config import load_params
 TINY = ["model.stacks=1", "model.depth=1", "model.channels=8", "model.decoder=[16]", "model.grid=8",
         "model.pos_channels=4", "train.steps=2", "train.gda_steps=1", "train.batch_size=2",
         "train.points=64", "evaluate.seed_points=500", "evaluate.target_points=300",
-        "evaluate.max_rounds=2", "evaluate.mesh_resolution=16", "evaluate.metric_points=500"]
+        "evaluate.max_rounds=2", "evaluate.mesh_resolution=16", "evaluate.metric_points=500",
+        "evaluate.workers=1"]  # in process: the tests' monkeypatches apply
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +153,22 @@ def test_summarise_splits_and_table_headline():
     # without shifted rows: exactly today's summary and table
     only_test = summarise_splits(pd.DataFrame([r for r in rows if r["split"] == "test"]))
     assert set(only_test) == {"anchorudf_points", "oracle_retrieval"} and "shifted" not in format_table(only_test)
+
+
+def test_evaluate_gives_the_same_bytes_in_one_and_in_two_processes(trained, tmp_path):
+    """evaluate.workers: garments go to spawned processes, each running torch on one thread
+    (as the in-process run does), so the table, metrics, pictures and reconstructions are
+    byte-identical whatever the worker count."""
+    p, data, run = trained
+    outs = {}
+    for workers in (1, 2):
+        p1 = load_params(None, _same_preprocessing(p) + TINY + [f"evaluate.workers={workers}",
+                                                                 "render.test_yaws=[0.0, 40.0]"])
+        d = tmp_path / f"w{workers}"
+        stages.evaluate(p1, data, run / "model", d / "eval", d / "recon", d / "metrics.json")
+        outs[workers] = {str(f.relative_to(d)): f.read_bytes() for f in sorted(d.rglob("*")) if f.is_file()}
+    assert outs[1].keys() == outs[2].keys() and any(k.endswith("points.ply") for k in outs[1])
+    assert [k for k in outs[1] if outs[1][k] != outs[2][k]] == []
 
 
 def test_evaluate_scores_the_shifted_split_beside_the_test_split(trained, tmp_path, monkeypatch, capsys):

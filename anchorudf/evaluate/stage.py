@@ -172,9 +172,12 @@ def gradient_cosine(model: AnchorUDF, image, gt: GroundTruth, calib: np.ndarray,
 
 def evaluate(p: Params, garments_dir: Path, render_dir: Path, cache_dir: Path, model_dir: Path,
              out_dir: Path, recon_dir: Path) -> dict:
-    """Reconstruct and score all test views; returns the aggregated metrics (JSON-able)."""
+    """Reconstruct and score all test views; returns the aggregated metrics (JSON-able).
+
+    Garments are evaluated in ``evaluate.workers`` processes on the CPU (one on an
+    accelerator), each running torch on one thread: the same bytes for any worker count.
+    """
     import pandas as pd
-    from tqdm.auto import tqdm
 
     ensure_writable_dir(out_dir)
     ensure_writable_dir(recon_dir)
@@ -184,26 +187,97 @@ def evaluate(p: Params, garments_dir: Path, render_dir: Path, cache_dir: Path, m
     test = df[df["split"].isin(EVAL_SPLITS)]
     check_inputs(p, df, garments_dir, render_dir, cache_dir)
     device = resolve_device_type(p.train.device)
-    model, _ = load_model(model_dir, device=device)
-    retrieval = Retrieval(df, garments_dir, render_dir, cache_dir, p) if p.evaluate.baselines else None
-    rows, pictures, truths = [], {}, {}
-    jobs = [(r, yaw) for r in test.itertuples() for yaw in p.render.test_yaws]
-    for k, (r, yaw) in enumerate(tqdm(jobs, desc="evaluate", unit="view", dynamic_ncols=True)):
-        if r.id not in truths:  # once per garment, not once per test yaw
-            truths[r.id] = _ground_truth(r, garments_dir, cache_dir)
-        gt = truths[r.id]
-        view = _test_view(render_dir, r.id, yaw)
+    yaws = list(p.render.test_yaws)
+    # One task per garment (its ground truth is read once); view k keeps seed evaluate.seed + k.
+    tasks = {r["id"]: (r, i * len(yaws)) for i, r in enumerate(test.to_dict("records"))}
+    workers = p.evaluate.workers if device == "cpu" else 1  # one accelerator: one process
+    init = (p, str(garments_dir), str(render_dir), str(cache_dir), str(model_dir), str(recon_dir), device)
+    done = _run_garments(tasks, workers, init)
+    rows, pictures = [], {}
+    for gid in tasks:  # manifest order, whatever order the workers finished in
+        rows += done[gid][0]
+        pictures[gid] = done[gid][1]
+    return _write_results(pd.DataFrame(rows), pictures, Path(out_dir))
+
+
+def _run_garments(tasks: dict, workers: int, init: tuple) -> dict:
+    """``{garment id: _evaluate_garment(*args)}``, in this process (``workers <= 1``) or in
+    ``workers`` spawned processes. Unlike the preprocessing stages' runner, a failure is
+    not skipped: the first garment's error is raised with its own type (an
+    :class:`~anchorudf.errors.IntegrityError` names the damaged file) and the rest cancelled."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+    from tqdm.auto import tqdm
+
+    bar = dict(desc="evaluate", unit="garment", dynamic_ncols=True)
+    if workers <= 1 or len(tasks) <= 1:
+        threads = torch.get_num_threads()
+        try:
+            _init_worker(*init)
+            return {gid: _evaluate_garment(*args) for gid, args in tqdm(tasks.items(), **bar)}
+        finally:
+            _WORKER.clear()
+            torch.set_num_threads(threads)
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("spawn"),
+                               initializer=_init_worker, initargs=init)
+    try:
+        futures = {gid: pool.submit(_evaluate_garment, *args) for gid, args in tasks.items()}
+        return {gid: fut.result() for gid, fut in tqdm(futures.items(), **bar)}
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+#: The evaluation process's state: params, paths, model, retrieval (:func:`_init_worker`).
+_WORKER: dict = {}
+
+
+def _init_worker(p: Params, garments_dir: str, render_dir: str, cache_dir: str, model_dir: str,
+                 recon_dir: str, device: str) -> None:
+    """Load the model (and the retrieval baselines' index) once per evaluation process.
+
+    On the CPU torch runs one thread per process whatever the worker count: its reductions
+    round differently with 1 and 2 threads, and the evaluation's bytes must not depend on
+    the worker count or the machine's cores (``evaluate.workers`` processes use the cores).
+    """
+    import torch
+
+    if device == "cpu":
+        torch.set_num_threads(1)
+    model, _ = load_model(Path(model_dir), device=device)
+    df = read_manifest(Path(garments_dir))
+    retrieval = (Retrieval(df, Path(garments_dir), Path(render_dir), Path(cache_dir), p)
+                 if p.evaluate.baselines else None)
+    _WORKER.update(p=p, garments=Path(garments_dir), render=Path(render_dir), cache=Path(cache_dir),
+                   recon=Path(recon_dir), device=device, model=model, retrieval=retrieval)
+
+
+def _evaluate_garment(row: dict, first: int) -> tuple[list[dict], tuple]:
+    """views.csv rows of one garment at every test yaw (view ``k = first + j`` scored with
+    seed ``evaluate.seed + k``), its reconstructions written to ``recon_dir``; returns the
+    rows and the picture inputs of its first test yaw."""
+    from types import SimpleNamespace
+
+    w = _WORKER
+    p, model, device = w["p"], w["model"], w["device"]
+    r = SimpleNamespace(**row)
+    gt = _ground_truth(r, w["garments"], w["cache"])
+    rows, picture = [], None
+    for j, yaw in enumerate(p.render.test_yaws):
+        k = first + j
+        view = _test_view(w["render"], r.id, yaw)
         rgb, mask = load_rgb_mask(Path(view.image), Path(view.mask))
         rec = _reconstruct(model, rgb, mask, p, device)
         calib = np.asarray(view.calib, np.float64)
-        view_rows = _score_view(r, yaw, rec, gt, mask, calib, p, p.evaluate.seed + k, retrieval)
+        view_rows = _score_view(r, yaw, rec, gt, mask, calib, p, p.evaluate.seed + k, w["retrieval"])
         view_rows[0]["grad_cos"] = gradient_cosine(model, image_tensors(rgb, mask)[0], gt, calib, device,
                                                    p.evaluate.seed + k)
         rows += view_rows
-        write_garment_outputs(Path(recon_dir) / r.id / f"yaw_{yaw:06.2f}", rec)
-        if r.id not in pictures:
-            pictures[r.id] = (rgb, mask, rec, gt, calib)
-    return _write_results(pd.DataFrame(rows), pictures, Path(out_dir))
+        write_garment_outputs(w["recon"] / r.id / f"yaw_{yaw:06.2f}", rec)
+        if picture is None:
+            picture = (rgb, mask, rec, gt, calib)
+    return rows, picture
 
 
 def check_inputs(p: Params, df, garments_dir: Path, render_dir: Path, cache_dir: Path) -> None:
