@@ -155,20 +155,50 @@ def test_summarise_splits_and_table_headline():
     assert set(only_test) == {"anchorudf_points", "oracle_retrieval"} and "shifted" not in format_table(only_test)
 
 
-def test_evaluate_gives_the_same_bytes_in_one_and_in_two_processes(trained, tmp_path):
+def test_evaluate_gives_the_same_bytes_in_one_and_in_two_processes(trained, tmp_path, monkeypatch):
     """evaluate.workers: garments go to spawned processes, each running torch on one thread
     (as the in-process run does), so the table, metrics, pictures and reconstructions are
-    byte-identical whatever the worker count."""
+    byte-identical whatever the worker count. Two garments (a train garment becomes a
+    style-shifted one in the main process, which hands the workers their rows), so two
+    processes really run."""
+    import anchorudf.evaluate.stage as stage_mod
+
     p, data, run = trained
+    real_read = stage_mod.read_manifest
+
+    def with_a_shifted_garment(garments_dir):
+        df = real_read(garments_dir)
+        df.loc[df.index[df["split"] == "train"][0], "split"] = "shifted"
+        return df
+
+    monkeypatch.setattr(stage_mod, "read_manifest", with_a_shifted_garment)
     outs = {}
     for workers in (1, 2):
         p1 = load_params(None, _same_preprocessing(p) + TINY + [f"evaluate.workers={workers}",
+                                                                 "evaluate.baselines=false",
                                                                  "render.test_yaws=[0.0, 40.0]"])
         d = tmp_path / f"w{workers}"
         stages.evaluate(p1, data, run / "model", d / "eval", d / "recon", d / "metrics.json")
         outs[workers] = {str(f.relative_to(d)): f.read_bytes() for f in sorted(d.rglob("*")) if f.is_file()}
-    assert outs[1].keys() == outs[2].keys() and any(k.endswith("points.ply") for k in outs[1])
+    assert outs[1].keys() == outs[2].keys()
+    assert len({k.split("/")[1] for k in outs[1] if k.startswith("recon/")}) == 2  # two garments
     assert [k for k in outs[1] if outs[1][k] != outs[2][k]] == []
+
+
+def test_evaluate_names_a_damaged_model_before_starting_workers(trained, tmp_path):
+    import shutil
+
+    from anchorudf.errors import AnchorUDFError
+
+    p, data, run = trained
+    model = tmp_path / "model"
+    shutil.copytree(run / "model", model)
+    blob = bytearray((model / "model.safetensors").read_bytes())
+    blob[-10] ^= 0xFF
+    (model / "model.safetensors").write_bytes(bytes(blob))
+    p2 = load_params(None, _same_preprocessing(p) + TINY + ["evaluate.workers=2"])
+    with pytest.raises(AnchorUDFError, match="model.safetensors"):
+        stages.evaluate(p2, data, model, tmp_path / "eval", tmp_path / "recon", tmp_path / "metrics.json")
 
 
 def test_evaluate_scores_the_shifted_split_beside_the_test_split(trained, tmp_path, monkeypatch, capsys):

@@ -191,6 +191,7 @@ def evaluate(p: Params, garments_dir: Path, render_dir: Path, cache_dir: Path, m
     # One task per garment (its ground truth is read once); view k keeps seed evaluate.seed + k.
     tasks = {r["id"]: (r, i * len(yaws)) for i, r in enumerate(test.to_dict("records"))}
     workers = p.evaluate.workers if device == "cpu" else 1  # one accelerator: one process
+    load_model(Path(model_dir), device=device)  # a damaged or mismatched model fails here, named
     init = (p, str(garments_dir), str(render_dir), str(cache_dir), str(model_dir), str(recon_dir), device)
     done = _run_garments(tasks, workers, init)
     rows, pictures = [], {}
@@ -207,6 +208,7 @@ def _run_garments(tasks: dict, workers: int, init: tuple) -> dict:
     :class:`~anchorudf.errors.IntegrityError` names the damaged file) and the rest cancelled."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     import torch
     from tqdm.auto import tqdm
@@ -222,9 +224,16 @@ def _run_garments(tasks: dict, workers: int, init: tuple) -> dict:
             torch.set_num_threads(threads)
     pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("spawn"),
                                initializer=_init_worker, initargs=init)
+    futures = {gid: pool.submit(_evaluate_garment, *args) for gid, args in tasks.items()}
+    done = {}
     try:
-        futures = {gid: pool.submit(_evaluate_garment, *args) for gid, args in tasks.items()}
-        return {gid: fut.result() for gid, fut in tqdm(futures.items(), **bar)}
+        for gid, fut in tqdm(futures.items(), **bar):
+            try:
+                done[gid] = fut.result()
+            except BrokenProcessPool as exc:
+                raise RuntimeError(f"evaluate: a worker process died while evaluating {gid} ({exc}); "
+                                   "-S evaluate.workers=1 runs it in this process and shows its error") from exc
+        return done
     finally:
         pool.shutdown(cancel_futures=True)
 
