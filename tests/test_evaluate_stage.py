@@ -155,15 +155,11 @@ def test_summarise_splits_and_table_headline():
     assert set(only_test) == {"anchorudf_points", "oracle_retrieval"} and "shifted" not in format_table(only_test)
 
 
-def test_evaluate_gives_the_same_bytes_in_one_and_in_two_processes(trained, tmp_path, monkeypatch):
-    """evaluate.workers: garments go to spawned processes, each running torch on one thread
-    (as the in-process run does), so the table, metrics, pictures and reconstructions are
-    byte-identical whatever the worker count. Two garments (a train garment becomes a
-    style-shifted one in the main process, which hands the workers their rows), so two
-    processes really run."""
+def _with_a_shifted_garment(monkeypatch):
+    """The stage reads a manifest in which the first train garment is style-shifted: two
+    evaluated garments (the main process hands spawned workers their rows)."""
     import anchorudf.evaluate.stage as stage_mod
 
-    p, data, run = trained
     real_read = stage_mod.read_manifest
 
     def with_a_shifted_garment(garments_dir):
@@ -172,6 +168,16 @@ def test_evaluate_gives_the_same_bytes_in_one_and_in_two_processes(trained, tmp_
         return df
 
     monkeypatch.setattr(stage_mod, "read_manifest", with_a_shifted_garment)
+
+
+def test_evaluate_gives_the_same_bytes_in_one_and_in_two_processes(trained, tmp_path, monkeypatch):
+    """evaluate.workers: garments go to spawned processes, each running torch on one thread
+    (as the in-process run does), so the table, metrics, pictures and reconstructions are
+    byte-identical whatever the worker count. Two garments (a train garment becomes a
+    style-shifted one in the main process, which hands the workers their rows), so two
+    processes really run."""
+    p, data, run = trained
+    _with_a_shifted_garment(monkeypatch)
     outs = {}
     for workers in (1, 2):
         p1 = load_params(None, _same_preprocessing(p) + TINY + [f"evaluate.workers={workers}",
@@ -185,12 +191,13 @@ def test_evaluate_gives_the_same_bytes_in_one_and_in_two_processes(trained, tmp_
     assert [k for k in outs[1] if outs[1][k] != outs[2][k]] == []
 
 
-def test_evaluate_names_a_damaged_model_before_starting_workers(trained, tmp_path):
+def test_evaluate_names_a_damaged_model_before_starting_workers(trained, tmp_path, monkeypatch):
     import shutil
 
     from anchorudf.errors import AnchorUDFError
 
     p, data, run = trained
+    _with_a_shifted_garment(monkeypatch)  # two garments: the workers would start
     model = tmp_path / "model"
     shutil.copytree(run / "model", model)
     blob = bytearray((model / "model.safetensors").read_bytes())
@@ -204,17 +211,8 @@ def test_evaluate_names_a_damaged_model_before_starting_workers(trained, tmp_pat
 def test_evaluate_scores_the_shifted_split_beside_the_test_split(trained, tmp_path, monkeypatch, capsys):
     import pandas as pd
 
-    import anchorudf.evaluate.stage as stage_mod
-
     p, data, run = trained
-    real_read = stage_mod.read_manifest
-
-    def with_a_shifted_garment(garments_dir):  # a train garment becomes a style-shifted one
-        df = real_read(garments_dir)
-        df.loc[df.index[df["split"] == "train"][0], "split"] = "shifted"
-        return df
-
-    monkeypatch.setattr(stage_mod, "read_manifest", with_a_shifted_garment)
+    _with_a_shifted_garment(monkeypatch)
     p1 = load_params(None, _same_preprocessing(p) + TINY + ["render.test_yaws=[0.0, 40.0]"])
     summary = stages.evaluate(p1, data, run / "model", tmp_path / "eval", tmp_path / "recon",
                               tmp_path / "metrics.json")

@@ -190,8 +190,9 @@ def evaluate(p: Params, garments_dir: Path, render_dir: Path, cache_dir: Path, m
     yaws = list(p.render.test_yaws)
     # One task per garment (its ground truth is read once); view k keeps seed evaluate.seed + k.
     tasks = {r["id"]: (r, i * len(yaws)) for i, r in enumerate(test.to_dict("records"))}
-    workers = p.evaluate.workers if device == "cpu" else 1  # one accelerator: one process
-    load_model(Path(model_dir), device=device)  # a damaged or mismatched model fails here, named
+    workers = min(p.evaluate.workers if device == "cpu" else 1, len(tasks))  # one accelerator: one process
+    if workers > 1:  # a damaged or mismatched model is named here, not in a worker's start-up
+        load_model(Path(model_dir), device=device)
     init = (p, str(garments_dir), str(render_dir), str(cache_dir), str(model_dir), str(recon_dir), device)
     done = _run_garments(tasks, workers, init)
     rows, pictures = [], {}
@@ -203,7 +204,7 @@ def evaluate(p: Params, garments_dir: Path, render_dir: Path, cache_dir: Path, m
 
 def _run_garments(tasks: dict, workers: int, init: tuple) -> dict:
     """``{garment id: _evaluate_garment(*args)}``, in this process (``workers <= 1``) or in
-    ``workers`` spawned processes. Unlike the preprocessing stages' runner, a failure is
+    ``workers`` spawned processes (at most one per task). Unlike the preprocessing stages' runner, a failure is
     not skipped: the first garment's error is raised with its own type (an
     :class:`~anchorudf.errors.IntegrityError` names the damaged file) and the rest cancelled."""
     import multiprocessing as mp
@@ -214,7 +215,7 @@ def _run_garments(tasks: dict, workers: int, init: tuple) -> dict:
     from tqdm.auto import tqdm
 
     bar = dict(desc="evaluate", unit="garment", dynamic_ncols=True)
-    if workers <= 1 or len(tasks) <= 1:
+    if workers <= 1:
         threads = torch.get_num_threads()
         try:
             _init_worker(*init)
@@ -222,7 +223,7 @@ def _run_garments(tasks: dict, workers: int, init: tuple) -> dict:
         finally:
             _WORKER.clear()
             torch.set_num_threads(threads)
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("spawn"),
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                initializer=_init_worker, initargs=init)
     futures = {gid: pool.submit(_evaluate_garment, *args) for gid, args in tasks.items()}
     done = {}

@@ -165,7 +165,6 @@ def _signed_graph(verts: np.ndarray, faces: np.ndarray, normals: np.ndarray, exi
     from scipy.sparse import coo_matrix
     from scipy.spatial import cKDTree
 
-
     n = len(verts)
     e = unique_edges(faces)
     w_same = ((1 + (normals[e[:, 0]] * normals[e[:, 1]]).sum(1)) / 2) ** 2 + 1e-3
@@ -251,7 +250,6 @@ def _merge_islands(faces: np.ndarray, labels: np.ndarray, comp: np.ndarray, frac
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-
     labels = labels.copy()
     e = unique_edges(faces)
     n = len(labels)
@@ -304,7 +302,6 @@ def mid_slab_positions(verts: np.ndarray, faces: np.ndarray, normals: np.ndarray
     """
     from scipy.sparse import coo_matrix
     from scipy.spatial import cKDTree
-
 
     ok = np.flatnonzero(np.isfinite(exits) & (exits <= max_len))
     if len(ok) == 0:

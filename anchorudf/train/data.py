@@ -10,9 +10,9 @@ Each item follows the trainer's schema (all float32 tensors)::
     direction  (N, 3)     unit (p - q) / |p - q|, NDC
     anchors    (K, 3)     k-means anchor targets, NDC
 
-Augmentation (flip, scale, in-plane rotation, shift) is one 2D similarity ``A`` applied in NDC: the image is
-resampled through ``A``, and ``calib`` becomes ``A @ calib``, so points, distances,
-directions and anchors stay consistent with the pixels by construction.
+Augmentation (flip, scale, in-plane rotation, shift) is one 2D similarity ``A`` applied in
+NDC: the image is resampled through ``A``, and ``calib`` becomes ``A @ calib``, so points,
+distances, directions and anchors stay consistent with the pixels by construction.
 """
 
 from __future__ import annotations
