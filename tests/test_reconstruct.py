@@ -358,6 +358,34 @@ def test_points_mesher_follows_the_dense_points(name):
     assert cKDTree(pts).query(v)[0].max() < 1.5 * h
 
 
+def test_points_mesher_level_bridges_gaps_in_a_blobby_cloud():
+    """evaluate.mesh_level: a cloud of separate blobs on a sheet (as anchor-seeded dense
+    points are) leaves a hole at every gap wider than about twice the level; at 2.5 cells
+    the blobs join into one sheet with one rim, still on the surface."""
+    from scipy.spatial import cKDTree
+
+    from anchorudf.geometry.topology import boundary_loops
+
+    rng = np.random.default_rng(0)
+    c = np.arange(-0.45, 0.451, 0.1)
+    centres = np.stack(np.meshgrid(c, c, indexing="ij"), -1).reshape(-1, 2)  # 10 x 10 blobs
+    r, t = 0.03 * np.sqrt(rng.uniform(0, 1, (len(centres), 80))), rng.uniform(0, 2 * np.pi, (len(centres), 80))
+    xy = (centres[:, None] + np.stack([r * np.cos(t), r * np.sin(t)], -1)).reshape(-1, 2)
+    pts = np.c_[xy, np.full(len(xy), Z0)]
+    loops, meshes = {}, {}
+    for level in (1.0, 2.5):
+        cfg = _cfg(mesher="points", mesh_level=level, mesh_fill_field=0.0, mesh_fill_holes=0)
+        v, f = extract_mesh(plane_udf, pts, cfg)
+        loops[level], meshes[level] = boundary_loops(f), (v, f)
+    h = np.ptp(pts, axis=0).max() / cfg.mesh_resolution
+    assert loops[1.0] >= 20                                  # a hole at (nearly) every diagonal gap
+    assert loops[2.5] == 1                                   # one sheet, one rim
+    v, f = meshes[2.5]
+    dz = np.abs(v[:, 2] - Z0)
+    assert dz.mean() < 0.1 * h and dz.max() < h              # on the sheet (the rim's turn within a cell)
+    assert cKDTree(pts).query(v)[0].max() < 3.0 * h          # bridges span the gaps, no further
+
+
 def test_shell_mesh_deterministic_and_empty_field():
     cfg = _cfg()
     pts = dense_point_cloud(cap_udf, cfg, delta=0.2)

@@ -395,12 +395,6 @@ def mesh_to_points_chamfer(v: np.ndarray, f: np.ndarray, points: np.ndarray, n: 
     return float(d1.mean() + d2.mean())
 
 
-#: Shell level of the ``points`` mesher, in cells: gaps in the dense cloud up to about twice
-#: this close; 1.0 measured best on the shipped field's test views (1.5 and 2.0 close more
-#: holes but add 11% and 26% Chamfer).
-POINTS_EPS_CELLS = 1.0
-
-
 def points_udf(points: np.ndarray) -> UdfFn:
     """The unsigned distance to the nearest of ``points`` (NDC), as a (values only) UDF.
 
@@ -431,7 +425,7 @@ def extract_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig,
     (``cfg.mesh_fill_holes``), then every vertex where two fans touch is split, so the
     result is a 2-manifold with boundary. ``meshudf``: :func:`udf_mesh` and pin holes.
     ``points``: the shell cut of the dense points' own distance field (:func:`points_udf`,
-    level ``POINTS_EPS_CELLS``; the mid-slab placement puts the layer in the cloud's middle,
+    level ``cfg.mesh_level`` cells; the mid-slab placement puts the layer in the cloud's middle,
     and one NDF step of that field puts the rims' vertices on their nearest points), then
     the same hole handling with the learned field.
     ``auto``: ``shell`` and ``meshudf``, and the one closer to ``points`` (the field's
@@ -458,7 +452,7 @@ def extract_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig,
         from anchorudf.reconstruct.shell import field_floor
 
         v, f = shell_mesh(points_udf(points), points, cfg, device=device, min_component_faces=cfg.mesh_min_faces,
-                          eps_cells=POINTS_EPS_CELLS, floor_cells=None, mid_max_cells=30.0,
+                          eps_cells=cfg.mesh_level, floor_cells=None, mid_max_cells=30.0,
                           mid_projection="never", ndf_steps=1)
         # The mesh's level was the cloud's, not the field's: a hole the field spans is one
         # where it stays within mesh_fill_field cells of its own floor.
