@@ -28,6 +28,9 @@ from anchorudf.errors import AnchorUDFError
 _SCI = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 CATEGORIES = ("tshirt", "longsleeve", "longcoat", "trousers", "shorts", "skirt")
+#: Categories the default generator can make: the six of the default set, plus cuts it
+#: does not include unless ``garments.categories`` lists them (dresses; vests: open front).
+GENERATOR_CATEGORIES = CATEGORIES + ("dress", "vest")
 #: Up axes of user meshes (``garments.up_axis``); a missing sign means "+", case is ignored.
 UP_AXES = ("+X", "-X", "+Y", "-Y", "+Z", "-Z")
 
@@ -62,7 +65,7 @@ class GarmentsConfig:
     shifted_count: int = _f(12, "extra style-shifted test garments (source=default): split `shifted`, "
                             "poses, lengths and fits outside the training ranges, untextured grey; "
                             "evaluated beside the test split, never trained on", lo=0, hi=100000)
-    categories: list[str] = _f(list(CATEGORIES), "categories to generate (default) or keep (user data)",
+    categories: list[str] = _f(list(CATEGORIES), "categories to generate (default; also dress, vest) or keep (user data)",
                                nonempty=True)
     test_fraction: float = _f(0.1, "fraction of bodies/subjects/instances held out for test", lo=0.0, hi=0.9)
     strict: bool = _f(False, "fail the run when any input file is rejected")
@@ -349,9 +352,10 @@ def _validate(p: Params) -> None:
         raise ConfigError(f"train.sigma_mix: shares must be >= 0 with a positive sum, got {mix}")
     if mix[0] > 0 and s.uniform_ratio == 0:
         raise ConfigError("train.sigma_mix: asks for uniform points but sample.uniform_ratio is 0")
-    bad = [c for c in p.garments.categories if p.garments.source == "default" and c not in CATEGORIES]
+    bad = [c for c in p.garments.categories if p.garments.source == "default" and c not in GENERATOR_CATEGORIES]
     if bad:
-        raise ConfigError(f"garments.categories: unknown category {bad[0]!r} (known: {', '.join(CATEGORIES)})")
+        raise ConfigError(f"garments.categories: unknown category {bad[0]!r} "
+                          f"(known: {', '.join(GENERATOR_CATEGORIES)})")
     if p.render.yaw_step == 0 and not p.render.yaws:
         raise ConfigError("render.yaws: must list yaws when render.yaw_step is 0")
     if len(p.render.background) != 3 or any(not 0 <= c <= 255 for c in p.render.background):

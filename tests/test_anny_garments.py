@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anchorudf.config import CATEGORIES
+from anchorudf.config import CATEGORIES, GENERATOR_CATEGORIES
 from anchorudf.data.anny import body as ab
 from anchorudf.data.anny.garments import EXPECTED_LOOPS
 from anchorudf.data.anny.plan import TOPS, plan_garments
@@ -219,6 +219,8 @@ def garments(anny_cache):
     from anchorudf.data.anny.garments import garment_body, generate_garment
 
     specs = plan_garments(12, list(CATEGORIES), seed=7, test_fraction=0.2)[6:]  # one per category
+    extra = [c for c in GENERATOR_CATEGORIES if c not in CATEGORIES]  # opt-in cuts: dress, vest
+    specs += plan_garments(2 * len(extra), extra, seed=7, test_fraction=0.2)[len(extra):]
     return {s.category: (s, generate_garment(s, anny_cache), garment_body(s, anny_cache)) for s in specs}
 
 
@@ -237,7 +239,7 @@ def test_generator_is_deterministic(anny_cache, garments):
     assert mesh.visual.vertex_colors.tobytes() == again.visual.vertex_colors.tobytes()
 
 
-@pytest.mark.parametrize("category", CATEGORIES)
+@pytest.mark.parametrize("category", GENERATOR_CATEGORIES)
 def test_garment_is_a_valid_open_surface(garments, category):
     spec, mesh, body = garments[category]
     faces = np.asarray(mesh.faces)
@@ -327,6 +329,37 @@ def test_variants_change_the_shape(variants, garments):
     tank, tee = variants["tank_top"][1], garments["tshirt"][1]
     assert np.ptp(np.asarray(tank.vertices)[:, 0]) < np.ptp(np.asarray(tee.vertices)[:, 0]) + 0.05
     assert wide.area > slim.area
+
+
+def test_dress_and_vest_are_their_own_cuts(garments):
+    """A dress is a bodice with a skirt: it reaches below the crotch like a coat, with a hem
+    loop wider than its waist. A vest is open down the front: its longest boundary loop
+    runs from the neckline down to the hem along the front edges (a t-shirt's neckline
+    stays above its chest)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    def loops(mesh):  # vertex sets of the boundary loops
+        be = boundary_edges(np.asarray(mesh.faces))
+        n = len(mesh.vertices)
+        _, lab = connected_components(coo_matrix((np.ones(len(be)), (be[:, 0], be[:, 1])), shape=(n, n)),
+                                      directed=False)
+        ids = np.unique(be)
+        return [ids[lab[ids] == k] for k in np.unique(lab[ids])]
+
+    dress, dress_body = garments["dress"][1], garments["dress"][2]
+    tee = garments["tshirt"][1]
+    v = np.asarray(dress.vertices)
+    assert np.ptp(v[:, 1]) > 1.3 * np.ptp(np.asarray(tee.vertices)[:, 1])  # longer than a t-shirt
+    assert v[:, 1].min() < dress_body.bounds[0, 1] + 0.55 * np.ptp(dress_body.bounds[:, 1])  # below the hips
+    hem = min(loops(dress), key=lambda ids: v[ids, 1].mean())
+    assert np.ptp(v[hem, 0]) > 0.25  # a skirt's hem, not a pair of legs
+    for name, opens in (("vest", True), ("tshirt", False)):
+        mesh = garments[name][1]
+        w = np.asarray(mesh.vertices)
+        longest = max(loops(mesh), key=lambda ids: np.ptp(w[ids, 1]))
+        span = np.ptp(w[longest, 1]) / np.ptp(w[:, 1])
+        assert (span > 0.9) == opens, (name, span)
 
 
 def _capped_signed_volume(v: np.ndarray, f: np.ndarray) -> float:

@@ -43,6 +43,15 @@ def test_bad_values_name_the_key(override, key):
     assert str(info.value).startswith(key)
 
 
+def test_opt_in_generator_categories():
+    """dress and vest are generator categories outside the default six: accepted for the
+    default source, listed in the error for an unknown one."""
+    p = load_params(ROOT / "params.yaml", ["garments.categories=[tshirt, dress, vest]"])
+    assert p.garments.categories == ["tshirt", "dress", "vest"]
+    with pytest.raises(ConfigError, match="dress, vest"):
+        load_params(ROOT / "params.yaml", ["garments.categories=[cape]"])
+
+
 def test_bad_file(tmp_path):
     f = tmp_path / "params.yaml"
     f.write_text("train:\n  lr: 0.1\n  bogus: 3\n")

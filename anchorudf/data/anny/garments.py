@@ -1,7 +1,11 @@
 """The embedded default garment set: open garment surfaces generated from anny bodies.
 
-Six categories (``anchorudf.config.CATEGORIES``): tops (tshirt, longsleeve, longcoat) and
-bottoms (trousers, shorts, skirt), with cut variants (``GarmentSpec.style``, see
+Six categories in the default set (``anchorudf.config.CATEGORIES``): tops (tshirt,
+longsleeve, longcoat) and bottoms (trousers, shorts, skirt); two more on request
+(``garments.categories``, ``anchorudf.config.GENERATOR_CATEGORIES``): dresses (a fitted
+sleeveless to elbow-sleeved bodice with a skirt swept from the hips, mini to floor length)
+and vests (sleeveless, open down the front: one loop runs round the neck, the front edges
+and the hem). With cut variants (``GarmentSpec.style``, see
 :data:`anchorudf.data.anny.plan.STYLES`): tank tops (sleeveless), A-line coats, wide and
 slim trousers, wide shorts, straight, A-line, pencil (tight, no flare, hardly any folds)
 and pleated (knife pleats) skirts.
@@ -25,12 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from anchorudf.config import CATEGORIES
+from anchorudf.config import GENERATOR_CATEGORIES
 from anchorudf.data.anny import body as ab
 from anchorudf.data.anny.plan import PATTERNS, TOPS, GarmentSpec
 from anchorudf.geometry import surface as sf
 
-EXPECTED_LOOPS = {"tshirt": 4, "longsleeve": 4, "longcoat": 4, "trousers": 3, "shorts": 3, "skirt": 2}
+EXPECTED_LOOPS = {"tshirt": 4, "longsleeve": 4, "longcoat": 4, "trousers": 3, "shorts": 3, "skirt": 2,
+                  "dress": 4, "vest": 3}
+SWEPT_TOPS = ("longcoat", "dress")  # a top cut at the hips, its skirt swept down from there
 _MARGIN = 0.004  # metres kept between a pushed-out garment vertex and the skin
 
 PHENOTYPES = ("gender", "age", "muscle", "weight", "height", "proportions")
@@ -74,7 +80,7 @@ def generate_garment(spec: GarmentSpec, cache_dir: Path):
 
     from anchorudf.geometry.topology import boundary_loops
 
-    if spec.category not in CATEGORIES:
+    if spec.category not in GENERATOR_CATEGORIES:
         raise ValueError(f"{spec.garment_id}: unknown category {spec.category!r}")
     assets = ab.body_assets(cache_dir)
     body = posed_body(spec, cache_dir)
@@ -85,7 +91,7 @@ def generate_garment(spec: GarmentSpec, cache_dir: Path):
     else:
         faces, data = _tights_piece(spec, body, assets)
         verts = _dress(spec, body, body_mesh, faces, data, rng)
-        if spec.category == "longcoat":
+        if spec.category in SWEPT_TOPS:
             verts, faces = _coat_skirt(spec, body, assets, verts, faces, rng)
     verts, left = sf.push_out(verts, body_mesh, _MARGIN)
     if left:
@@ -139,11 +145,16 @@ def _tights_piece(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets):
         dip = np.clip(1.0 - (np.abs(r[:, 0] - nx) / (0.9 * spec.neck_width)) ** q, 0.0, 1.0)
         cut = lm["neck"] - 0.01 + 1.5 * (rho - spec.neck_width) - spec.neck_depth * dip * front
         faces, data = sf.clip_mesh(faces, data, r[:, 2] - cut)
+        if spec.category == "vest":  # open down the front: a slit joins the neckline to the hem
+            r = rest()
+            front = _smoothstep((ny - r[:, 1]) / 0.04)
+            gap = 0.012 + 0.025 * spec.neck_depth  # half-width of the opening: 1.2-1.6 cm
+            faces, data = sf.clip_mesh(faces, data, (gap - np.abs(r[:, 0] - nx)) * front - 0.05 * (1.0 - front))
         lo, hi = _sleeve_range(spec.category, spec.style)
         for side in "LR":
             faces, data = sf.clip_mesh(faces, data, _limb_cut(data, j, side, True, lo + (hi - lo) * spec.sleeve))
         w_arm = data[:, 6] + data[:, 7]
-        if spec.category == "longcoat":  # flat hip-level hem in the posed body; the sweep goes on from it
+        if spec.category in SWEPT_TOPS:  # flat hip-level hem in the posed body; the sweep goes on from it
             z, hem = data[:, 2], _landmarks(body.joints)["crotch"] + 0.05
         else:
             z = data[:, 5]
@@ -164,9 +175,9 @@ def _tights_piece(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets):
 
 def _sleeve_range(category: str, style: str = "regular") -> tuple[float, float]:
     """Sleeve cut (limb units: 1 = elbow, 2 = wrist) at sleeve = 0 and 1."""
-    if style == "tank":  # sleeveless: cut at the shoulder
+    if style == "tank" or category == "vest":  # sleeveless: cut at the shoulder
         return (0.0, 0.12)
-    return {"tshirt": (0.2, 1.0), "longsleeve": (1.35, 1.97), "longcoat": (1.6, 1.97)}[category]
+    return {"tshirt": (0.2, 1.0), "longsleeve": (1.35, 1.97), "longcoat": (1.6, 1.97), "dress": (0.0, 1.0)}[category]
 
 
 def _wrinkle_field(points: np.ndarray, spec: GarmentSpec, rng: np.random.Generator, waves: int = 6) -> np.ndarray:
@@ -297,7 +308,10 @@ def _coat_skirt(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets, ve
     seg = np.linalg.norm(np.diff(verts[np.append(loop, loop[0]), :2], axis=0), axis=1)
     mono = 2 * np.pi * np.concatenate([[0.0], np.cumsum(seg[:-1])]) / seg.sum()
     mono += np.angle(np.exp(1j * (theta - mono)).mean())
-    z_hem = lm["crotch"] - 0.5 * lm["leg"] * (0.6 + 0.9 * spec.length)
+    if spec.category == "dress":  # mini (upper thigh) .. floor length
+        z_hem = lm["crotch"] - lm["leg"] * (0.1 + 0.72 * spec.length)
+    else:
+        z_hem = lm["crotch"] - 0.5 * lm["leg"] * (0.6 + 0.9 * spec.length)
     support = ab.BodySupport(body, assets, centre, verts[loop, 2].max() + 0.02, z_hem - 0.12)
     pts, sk_faces = _sweep(spec, verts[loop], mono, centre, support, z_hem, rng, np.inf)
     n = len(loop)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anchorudf.config import CATEGORIES
+from anchorudf.config import GENERATOR_CATEGORIES
 from anchorudf.data.anny.body import POSES, SHIFTED_POSES
 
-TOPS = ("tshirt", "longsleeve", "longcoat")
+TOPS = ("tshirt", "longsleeve", "longcoat", "dress", "vest")  # a dress takes a body's top slot
 BOTTOMS = ("trousers", "shorts", "skirt")
 PATTERNS = ("solid", "hstripes", "vstripes", "checks", "gradient")
 #: Per-garment appearance, drawn with equal odds for train/test garments: ``grey`` is
@@ -28,12 +28,15 @@ GREY_RGB = (158, 153, 148)  # anchorudf.render.views.FALLBACK_RGB in 0-255
 #: Cut variants within each category (see :mod:`anchorudf.data.anny.garments`).
 STYLES = {"tshirt": ("regular", "tank"), "longsleeve": ("regular",), "longcoat": ("regular", "a_line"),
           "trousers": ("regular", "wide", "slim"), "shorts": ("regular", "wide"),
-          "skirt": ("straight", "a_line", "pencil", "pleated")}
+          "skirt": ("straight", "a_line", "pencil", "pleated"), "dress": ("regular", "a_line"),
+          "vest": ("regular",)}
 SPLITS = ("train", "test", "shifted")
 #: ``length`` of the shifted garments, outside the training range [0, 1]: cropped tops,
-#: ankle-length coats, capri trousers, knee-length shorts, micro or floor-length skirts.
+#: ankle-length coats, capri trousers, knee-length shorts, micro or floor-length skirts,
+#: floor-length dresses, cropped vests.
 SHIFTED_LENGTHS = {"tshirt": ((-0.4, -0.2),), "longsleeve": ((-0.4, -0.2),), "longcoat": ((1.1, 1.3),),
-                   "trousers": ((-0.5, -0.25),), "shorts": ((1.12, 1.3),), "skirt": ((-0.2, -0.1), (1.04, 1.1))}
+                   "trousers": ((-0.5, -0.25),), "shorts": ((1.12, 1.3),), "skirt": ((-0.2, -0.1), (1.04, 1.1)),
+                   "dress": ((1.05, 1.12),), "vest": ((-0.4, -0.2),)}
 #: ``fit`` (ease, metres): training garments draw from FIT_RANGE; shifted ones from beyond
 #: it on either side (skin-tight or very loose).
 FIT_RANGE = (0.003, 0.07)
@@ -45,7 +48,7 @@ class GarmentSpec:
     """Everything needed to regenerate one garment (lengths in metres unless noted)."""
 
     garment_id: str  # e.g. "tshirt_0007"
-    category: str  # one of anchorudf.config.CATEGORIES
+    category: str  # one of anchorudf.config.GENERATOR_CATEGORIES
     body_id: str  # body instance; a top and a bottom share one body
     split: str  # "train" | "test" (by body) | "shifted" (style-shifted evaluation garments)
     seed: int  # per-garment seed of the noise fields (wrinkle phases and directions)
@@ -164,9 +167,9 @@ def plan_garments(count: int, categories: list[str], seed: int, test_fraction: f
         raise ValueError(f"garments.count must be >= 1, got {count}")
     if shifted_count < 0:
         raise ValueError(f"garments.shifted_count must be >= 0, got {shifted_count}")
-    bad = [c for c in categories if c not in CATEGORIES]
+    bad = [c for c in categories if c not in GENERATOR_CATEGORIES]
     if not categories or bad:
-        raise ValueError(f"garments.categories: unknown {bad or 'empty list'}; expected some of {CATEGORIES}")
+        raise ValueError(f"garments.categories: unknown {bad or 'empty list'}; expected some of {GENERATOR_CATEGORIES}")
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"garments.test_fraction must be in [0, 1), got {test_fraction}")
     cats = [categories[i % len(categories)] for i in range(count)]
