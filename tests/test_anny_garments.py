@@ -331,11 +331,12 @@ def test_variants_change_the_shape(variants, garments):
     assert wide.area > slim.area
 
 
-def test_dress_and_vest_are_their_own_cuts(garments):
+def test_dress_vest_and_cape_are_their_own_cuts(garments):
     """A dress is a bodice with a skirt: it reaches below the crotch like a coat, with a hem
     loop wider than its waist. A vest is open down the front: its longest boundary loop
     runs from the neckline down to the hem along the front edges (a t-shirt's neckline
-    stays above its chest)."""
+    stays above its chest). A cape is one sheet from a neck hole out over the shoulders
+    and arms: its hem is far wider than its neck hole and than the body's trunk."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -360,6 +361,11 @@ def test_dress_and_vest_are_their_own_cuts(garments):
         longest = max(loops(mesh), key=lambda ids: np.ptp(w[ids, 1]))
         span = np.ptp(w[longest, 1]) / np.ptp(w[:, 1])
         assert (span > 0.9) == opens, (name, span)
+    cape, cape_body = garments["cape"][1], garments["cape"][2]
+    c = np.asarray(cape.vertices)
+    neck, hem = sorted(loops(cape), key=lambda ids: -c[ids, 1].mean())
+    assert np.ptp(c[hem, 0]) > 2.5 * np.ptp(c[neck, 0]) and np.ptp(c[neck, 0]) < 0.3
+    assert c[neck, 1].mean() > cape_body.bounds[1, 1] - 0.3  # the neck hole sits at the neck
 
 
 def _capped_signed_volume(v: np.ndarray, f: np.ndarray) -> float:

@@ -255,15 +255,16 @@ def limb_coordinate(points: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndar
 
 
 class BodySupport:
-    """Support function of the posed trunk and legs (arms excluded) in horizontal bands:
-    h(z, theta) = max over body vertices near height z of (p - centre) . (cos, sin)(theta).
-    A curve at radius >= h around ``centre`` encloses the body's slice (convex-hull drape)."""
+    """Support function of the posed trunk and legs (arms excluded unless ``arms``) in
+    horizontal bands: h(z, theta) = max over body vertices near height z of
+    (p - centre) . (cos, sin)(theta). A curve at radius >= h around ``centre`` encloses the
+    body's slice (convex-hull drape)."""
 
     def __init__(self, body: PosedBody, assets: BodyAssets, centre: np.ndarray,
-                 z_top: float, z_bottom: float, band: float = 0.01):
+                 z_top: float, z_bottom: float, band: float = 0.01, arms: bool = False):
         used = np.unique(body.faces)
         arm = assets.groups["arm_L"][used] + assets.groups["arm_R"][used]
-        p = body.vertices[used[arm < 0.5]]
+        p = body.vertices[used if arms else used[arm < 0.5]]
         self.centre, self.z_top, self.band = centre, z_top, band
         self.n_bands = int(np.ceil((z_top - z_bottom) / band)) + 3
         b = np.floor((z_top - p[:, 2]) / band).astype(np.int64) + 1

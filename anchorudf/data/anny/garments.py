@@ -4,8 +4,9 @@ Six categories in the default set (``anchorudf.config.CATEGORIES``): tops (tshir
 longsleeve, longcoat) and bottoms (trousers, shorts, skirt); two more on request
 (``garments.categories``, ``anchorudf.config.GENERATOR_CATEGORIES``): dresses (a fitted
 sleeveless to elbow-sleeved bodice with a skirt swept from the hips, mini to floor length)
-and vests (sleeveless, open down the front: one loop runs round the neck, the front edges
-and the hem). With cut variants (``GarmentSpec.style``, see
+vests (sleeveless, open down the front: one loop runs round the neck, the front edges
+and the hem) and capes (ponchos: one sheet over the shoulders and arms with a neck hole,
+2 loops). With cut variants (``GarmentSpec.style``, see
 :data:`anchorudf.data.anny.plan.STYLES`): tank tops (sleeveless), A-line coats, wide and
 slim trousers, wide shorts, straight, A-line, pencil (tight, no flare, hardly any folds)
 and pleated (knife pleats) skirts.
@@ -35,7 +36,7 @@ from anchorudf.data.anny.plan import PATTERNS, TOPS, GarmentSpec
 from anchorudf.geometry import surface as sf
 
 EXPECTED_LOOPS = {"tshirt": 4, "longsleeve": 4, "longcoat": 4, "trousers": 3, "shorts": 3, "skirt": 2,
-                  "dress": 4, "vest": 3}
+                  "dress": 4, "vest": 3, "cape": 2}
 SWEPT_TOPS = ("longcoat", "dress")  # a top cut at the hips, its skirt swept down from there
 _MARGIN = 0.004  # metres kept between a pushed-out garment vertex and the skin
 
@@ -88,6 +89,8 @@ def generate_garment(spec: GarmentSpec, cache_dir: Path):
     rng = np.random.default_rng(spec.seed)
     if spec.category == "skirt":
         verts, faces = _skirt(spec, body, assets, rng)
+    elif spec.category == "cape":
+        verts, faces = _cape(spec, body, assets, rng)
     else:
         faces, data = _tights_piece(spec, body, assets)
         verts = _dress(spec, body, body_mesh, faces, data, rng)
@@ -287,6 +290,24 @@ def _skirt(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets, rng: np
     r0 = _smooth_rows(support(np.full(n, z_top), theta)[None])[0] + 0.004 + 0.1 * spec.fit
     ring = np.stack([centre[0] + r0 * np.cos(theta), centre[1] + r0 * np.sin(theta), np.full(n, z_top)], 1)
     return _sweep(spec, ring, theta, centre, support, z_hem, rng, z_top - spec.waistband)
+
+
+def _cape(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets, rng: np.random.Generator):
+    """A poncho: one sheet swept down from a ring around the base of the neck over the
+    shoulders and arms (their convex hull, band by band) to a hem between the chest
+    (length 0) and the thighs (length 1)."""
+    lm = _landmarks(body.joints)
+    centre = np.asarray(body.joints["neck01"][:2], dtype=np.float64)
+    z_top = lm["neck"] + 0.03  # on the neck, above the shoulders' slope
+    z_hem = lm["crotch"] + lm["torso"] * (0.55 - 0.75 * spec.length)
+    support = ab.BodySupport(body, assets, centre, z_top + 0.02, z_hem - 0.12, arms=True)
+    n = 160
+    theta = np.linspace(-np.pi, np.pi, n, endpoint=False)
+    # The neck hole: a ring of the neckline's radius, clear of the neck's own slice.
+    neck = ab.BodySupport(body, assets, centre, z_top + 0.02, z_top - 0.02)
+    r0 = np.maximum(spec.neck_width, _smooth_rows(neck(np.full(n, z_top), theta)[None])[0] + 0.01)
+    ring = np.stack([centre[0] + r0 * np.cos(theta), centre[1] + r0 * np.sin(theta), np.full(n, z_top)], 1)
+    return _sweep(spec, ring, theta, centre, support, z_hem, rng, z_top - 0.03)
 
 
 def _coat_skirt(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets, verts: np.ndarray,

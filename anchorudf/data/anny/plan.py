@@ -16,7 +16,7 @@ import numpy as np
 from anchorudf.config import GENERATOR_CATEGORIES
 from anchorudf.data.anny.body import POSES, SHIFTED_POSES
 
-TOPS = ("tshirt", "longsleeve", "longcoat", "dress", "vest")  # a dress takes a body's top slot
+TOPS = ("tshirt", "longsleeve", "longcoat", "dress", "vest", "cape")  # a dress takes a body's top slot
 BOTTOMS = ("trousers", "shorts", "skirt")
 PATTERNS = ("solid", "hstripes", "vstripes", "checks", "gradient")
 #: Per-garment appearance, drawn with equal odds for train/test garments: ``grey`` is
@@ -29,14 +29,14 @@ GREY_RGB = (158, 153, 148)  # anchorudf.render.views.FALLBACK_RGB in 0-255
 STYLES = {"tshirt": ("regular", "tank"), "longsleeve": ("regular",), "longcoat": ("regular", "a_line"),
           "trousers": ("regular", "wide", "slim"), "shorts": ("regular", "wide"),
           "skirt": ("straight", "a_line", "pencil", "pleated"), "dress": ("regular", "a_line"),
-          "vest": ("regular",)}
+          "vest": ("regular",), "cape": ("regular",)}
 SPLITS = ("train", "test", "shifted")
 #: ``length`` of the shifted garments, outside the training range [0, 1]: cropped tops,
 #: ankle-length coats, capri trousers, knee-length shorts, micro or floor-length skirts,
-#: floor-length dresses, cropped vests.
+#: floor-length dresses, cropped vests, knee-length capes.
 SHIFTED_LENGTHS = {"tshirt": ((-0.4, -0.2),), "longsleeve": ((-0.4, -0.2),), "longcoat": ((1.1, 1.3),),
                    "trousers": ((-0.5, -0.25),), "shorts": ((1.12, 1.3),), "skirt": ((-0.2, -0.1), (1.04, 1.1)),
-                   "dress": ((1.05, 1.12),), "vest": ((-0.4, -0.2),)}
+                   "dress": ((1.05, 1.12),), "vest": ((-0.4, -0.2),), "cape": ((1.1, 1.3),)}
 #: ``fit`` (ease, metres): training garments draw from FIT_RANGE; shifted ones from beyond
 #: it on either side (skin-tight or very loose).
 FIT_RANGE = (0.003, 0.07)
