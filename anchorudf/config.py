@@ -177,6 +177,8 @@ class TrainConfig:
     amp: bool = _f(True, "mixed precision on CUDA (ignored on CPU)")
     ckpt_every: int = _f(500, "checkpoint every N steps", lo=1)
     resume: Literal["auto", "never"] = _f("auto", "auto = continue from the latest checkpoint in the run dir")
+    init: str = _f("", "start a new run from these weights: a model folder, or 'shipped' (anchorudf/weights); "
+                       "'' = random initialisation (fine-tuning: the same model config and image size)")
     log_every: int = _f(25, "log metrics every N steps", lo=1)
     num_workers: int = _f(0, "data loader worker processes", lo=0)
     threads: int = _f(0, "torch CPU threads; 0 = all cores", lo=0)

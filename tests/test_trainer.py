@@ -150,6 +150,34 @@ def test_resume_matches_uninterrupted(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-7)
 
 
+def test_init_starts_a_new_run_from_given_weights(tmp_path):
+    """train.init: a new run starts from a model folder's weights (fine-tuning). In a GDA-only
+    run the encoders are frozen, so they stay exactly the init's; without init they are the
+    seed's random ones. A folder for another architecture is one CheckpointError naming its
+    weights file; a missing folder names train.init."""
+    from anchorudf.errors import CheckpointError
+    from anchorudf.models.anchorudf import AnchorUDF
+    from anchorudf.train.trainer import init_weights
+
+    p = tiny_params("train.steps=2", "train.gda_steps=0")
+    train(p, dataset(p), tmp_path / "a")
+    a = weights(tmp_path / "a" / "model")
+    for init, same in ((str(tmp_path / "a" / "model"), True), ("", False)):
+        q = tiny_params("train.steps=0", "train.gda_steps=1", f"train.init={init}")
+        run = tmp_path / ("b" if init else "c")
+        train(q, dataset(q), run)
+        b = weights(run / "model")
+        decoder = {k for k in b if k.startswith("decoder.")}
+        frozen = [k for k in b if k not in decoder]
+        assert all(torch.equal(a[k], b[k]) for k in frozen) == same
+        assert not any(torch.equal(a[k], b[k]) for k in decoder if a[k].numel() > 1)  # the GDA step trained it
+    wide = tiny_params("model.channels=16")
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        init_weights(AnchorUDF(wide.model, wide.anchors.count, wide.render.size), str(tmp_path / "a" / "model"))
+    with pytest.raises(FileNotFoundError, match="train.init"):
+        init_weights(AnchorUDF(p.model, p.anchors.count, p.render.size), str(tmp_path / "nothing"))
+
+
 # -- DDP --------------------------------------------------------------------------------------
 
 def _free_port() -> int:

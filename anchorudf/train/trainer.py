@@ -339,6 +339,28 @@ def _start_new_run(run_dir: Path, why: str) -> None:
                   f"to {dest}{gone}", stacklevel=3)
 
 
+def init_weights(model, init: str) -> Path:
+    """Load the weights of ``init`` (a model or checkpoint folder, or ``"shipped"``: the
+    verified shipped weights) into ``model`` before the first step of a new run; returns the
+    folder. The folder's checksums, tensor names and shapes, recorded model config, anchor
+    count and image size must fit ``model``: otherwise one
+    :class:`~anchorudf.errors.CheckpointError` naming the file. A resumed run keeps its
+    checkpoint instead (its weights already started from ``init``)."""
+    from anchorudf.models.checkpoint import load_weights, verify_folder
+
+    if init == "shipped":
+        from anchorudf.weights import model_dir
+
+        folder = model_dir()
+    else:
+        folder = Path(init)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"train.init: {folder} is not a model folder")
+        verify_folder(folder)
+    load_weights(folder, model, source=f"the params (train.init {init})")
+    return folder
+
+
 def _prepare_run_dir(params: Params, run_dir: Path) -> tuple[Path | None, str | None]:
     """Clean stale temp folders; decide (main process) between resuming the latest checkpoint
     (returned) and a new run (the old one moved aside; the reason returned)."""
@@ -483,6 +505,8 @@ def run_training(params: Params, dataset: Dataset, run_dir: Path, dist: DistInfo
     _seed_and_threads(cfg, device_type)
     trainer = Trainer(AnchorUDF(params.model, params.anchors.count, params.render.size), cfg, device, dist)
     start = _resume(trainer, params, run_dir)
+    if start == 0 and cfg.init:
+        init_weights(trainer.model, cfg.init)
     total = total_steps(params)
     end = total if max_steps is None else min(total, max_steps)
     sampler = StepBatchSampler(len(dataset), cfg.batch_size, cfg.seed, dist.rank, dist.world, start)
