@@ -66,7 +66,8 @@ class GarmentsConfig:
     shifted_count: int = _f(12, "extra style-shifted test garments (source=default): split `shifted`, "
                             "poses, lengths and fits outside the training ranges, untextured grey; "
                             "evaluated beside the test split, never trained on", lo=0, hi=100000)
-    categories: list[str] = _f(list(CATEGORIES), "categories to generate (default; also dress, vest, cape) or keep (user data)",
+    categories: list[str] = _f(list(CATEGORIES), "categories to generate (default; also dress, vest, cape) "
+                                                 "or keep (user data)",
                                nonempty=True)
     test_fraction: float = _f(0.1, "fraction of bodies/subjects/instances held out for test", lo=0.0, hi=0.9)
     strict: bool = _f(False, "fail the run when any input file is rejected")
@@ -208,9 +209,10 @@ class EvaluateConfig:
                   "shell = cut the UDF's offset shell into one layer (fewest boundary loops, farther off); "
                   "meshudf = per-cell gradient signs (MeshUDF-style, exact fields); "
                   "auto = shell and meshudf, keep the one closer to the dense points (symmetric Chamfer, no ground truth)")
-    mesh_level: float = _f(1.5, "points mesher: level of the dense points' distance field, in cells; gaps up to "
-                                 "about twice this wide are bridged (1 = most holes, 1.5 = loops right on 17 of 18 exact "
-                                 "fields, 2.5 = few holes, bridges some real openings)", gt=0.0)
+    mesh_level: float = _f(1.5, "points mesher: level of the dense points' distance field, in cells; "
+                                 "gaps up to about twice this wide are bridged (1 = most holes, 1.5 = loops "
+                                 "right on 17 of 18 exact fields, 2.5 = few holes, bridges some real openings)",
+                           gt=0.0)
     mesh_min_faces: int = _f(200, "drop mesh pieces with fewer faces (speckles of a noisy field)", lo=0)
     mesh_fill_holes: int = _f(12, "close boundary loops of at most this many edges (pin holes); 0 = off", lo=0)
     mesh_fill_field: float = _f(1.25, "shell mesher: close boundary loops across which the UDF stays below "

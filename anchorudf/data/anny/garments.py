@@ -1,9 +1,9 @@
 """The embedded default garment set: open garment surfaces generated from anny bodies.
 
 Six categories in the default set (``anchorudf.config.CATEGORIES``): tops (tshirt,
-longsleeve, longcoat) and bottoms (trousers, shorts, skirt); two more on request
+longsleeve, longcoat) and bottoms (trousers, shorts, skirt); three more on request
 (``garments.categories``, ``anchorudf.config.GENERATOR_CATEGORIES``): dresses (a fitted
-sleeveless to elbow-sleeved bodice with a skirt swept from the hips, mini to floor length)
+sleeveless to elbow-sleeved bodice with a skirt swept from the hips, mini to floor length),
 vests (sleeveless, open down the front: one loop runs round the neck, the front edges
 and the hem) and capes (ponchos: one sheet over the shoulders and arms with a neck hole,
 2 loops). With cut variants (``GarmentSpec.style``, see
@@ -293,9 +293,9 @@ def _skirt(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets, rng: np
 
 
 def _cape(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets, rng: np.random.Generator):
-    """A poncho: one sheet swept down from a ring around the base of the neck over the
-    shoulders and arms (their convex hull, band by band) to a hem between the chest
-    (length 0) and the thighs (length 1)."""
+    """A poncho: one sheet swept down from a neck hole (a ring 3 cm up the neck, of the
+    neckline's radius or just clear of the neck) over the shoulders and arms (their convex
+    hull, band by band) to a hem between the chest (length 0) and the thighs (length 1)."""
     lm = _landmarks(body.joints)
     centre = np.asarray(body.joints["neck01"][:2], dtype=np.float64)
     z_top = lm["neck"] + 0.03  # on the neck, above the shoulders' slope
