@@ -38,6 +38,17 @@ def test_serial_runs_the_initializer_here_once_and_does_not_catch_interrupts():
     assert run_per_garment(math.sqrt, {}, 2, "test") == ({}, [])
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_fail_fast_raises_the_first_failure_with_its_own_type(workers):
+    """fail_fast (the evaluate stage): a failure is raised as it is, not listed."""
+    with pytest.raises((ValueError, TypeError)):
+        run_per_garment(math.sqrt, TASKS, workers, "test", fail_fast=True)
+    with pytest.raises(ValueError, match="math domain error"):
+        run_per_garment(math.sqrt, {"b": (4.0,), "a": (-1.0,)}, workers, "test", fail_fast=True)
+    results, failed = run_per_garment(math.sqrt, {"b": (4.0,), "c": (9.0,)}, workers, "test", fail_fast=True)
+    assert list(results.items()) == [("b", 2.0), ("c", 3.0)] and failed == []
+
+
 def test_warn_failed_names_each_garment():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -204,39 +204,23 @@ def evaluate(p: Params, garments_dir: Path, render_dir: Path, cache_dir: Path, m
 
 def _run_garments(tasks: dict, workers: int, init: tuple) -> dict:
     """``{garment id: _evaluate_garment(*args)}``, in this process (``workers <= 1``) or in
-    ``workers`` spawned processes (at most one per task). Unlike the preprocessing stages' runner, a failure is
-    not skipped: the first garment's error is raised with its own type (an
-    :class:`~anchorudf.errors.IntegrityError` names the damaged file) and the rest cancelled."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
+    ``workers`` spawned processes, by the stages' runner in its ``fail_fast`` mode: unlike
+    in preprocessing a failure is not skipped, the first garment's error is raised with its
+    own type (an :class:`~anchorudf.errors.IntegrityError` names the damaged file) and the
+    rest cancelled. Run in this process, the worker state and torch's thread count are put
+    back afterwards."""
     import torch
-    from tqdm.auto import tqdm
 
-    bar = dict(desc="evaluate", unit="garment", dynamic_ncols=True)
-    if workers <= 1:
-        threads = torch.get_num_threads()
-        try:
-            _init_worker(*init)
-            return {gid: _evaluate_garment(*args) for gid, args in tqdm(tasks.items(), **bar)}
-        finally:
-            _WORKER.clear()
-            torch.set_num_threads(threads)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                               initializer=_init_worker, initargs=init)
-    futures = {gid: pool.submit(_evaluate_garment, *args) for gid, args in tasks.items()}
-    done = {}
+    from anchorudf.utils.parallel import run_per_garment
+
+    threads = torch.get_num_threads()
     try:
-        for gid, fut in tqdm(futures.items(), **bar):
-            try:
-                done[gid] = fut.result()
-            except BrokenProcessPool as exc:
-                raise RuntimeError(f"evaluate: a worker process died while evaluating {gid} ({exc}); "
-                                   "-S evaluate.workers=1 runs it in this process and shows its error") from exc
-        return done
+        done, _ = run_per_garment(_evaluate_garment, tasks, workers, "evaluate",
+                                  initializer=_init_worker, initargs=init, fail_fast=True)
     finally:
-        pool.shutdown(cancel_futures=True)
+        _WORKER.clear()
+        torch.set_num_threads(threads)
+    return done
 
 
 #: The evaluation process's state: params, paths, model, retrieval (:func:`_init_worker`).
