@@ -31,7 +31,7 @@ CATEGORIES = ("tshirt", "longsleeve", "longcoat", "trousers", "shorts", "skirt")
 #: Categories the default generator can make: the six of the default set, plus cuts it
 #: does not include unless ``garments.categories`` lists them (dresses; vests: open front;
 #: capes: ponchos, one sheet over the shoulders).
-GENERATOR_CATEGORIES = CATEGORIES + ("dress", "vest", "cape")
+GENERATOR_CATEGORIES = CATEGORIES + ("dress", "vest", "cape", "hoodie")
 #: Up axes of user meshes (``garments.up_axis``); a missing sign means "+", case is ignored.
 UP_AXES = ("+X", "-X", "+Y", "-Y", "+Z", "-Z")
 
@@ -66,7 +66,7 @@ class GarmentsConfig:
     shifted_count: int = _f(12, "extra style-shifted test garments (source=default): split `shifted`, "
                             "poses, lengths and fits outside the training ranges, untextured grey; "
                             "evaluated beside the test split, never trained on", lo=0, hi=100000)
-    categories: list[str] = _f(list(CATEGORIES), "categories to generate (default; also dress, vest, cape) "
+    categories: list[str] = _f(list(CATEGORIES), "categories to generate (default; also dress, vest, cape, hoodie) "
                                                  "or keep (user data)",
                                nonempty=True)
     test_fraction: float = _f(0.1, "fraction of bodies/subjects/instances held out for test", lo=0.0, hi=0.9)

@@ -219,7 +219,7 @@ def garments(anny_cache):
     from anchorudf.data.anny.garments import garment_body, generate_garment
 
     specs = plan_garments(12, list(CATEGORIES), seed=7, test_fraction=0.2)[6:]  # one per category
-    extra = [c for c in GENERATOR_CATEGORIES if c not in CATEGORIES]  # opt-in cuts: dress, vest
+    extra = [c for c in GENERATOR_CATEGORIES if c not in CATEGORIES]  # opt-in cuts: dress, vest, cape, hoodie
     specs += plan_garments(2 * len(extra), extra, seed=7, test_fraction=0.2)[len(extra):]
     return {s.category: (s, generate_garment(s, anny_cache), garment_body(s, anny_cache)) for s in specs}
 
@@ -253,7 +253,8 @@ def test_garment_is_a_valid_open_surface(garments, category):
     # Metres, +Y up: a garment spans 0.2-2 m and sits within the body's height.
     ext = mesh.bounds[1] - mesh.bounds[0]
     assert 0.2 < ext.max() < 2.0
-    assert body.bounds[0, 1] - 0.01 <= mesh.bounds[0, 1] and mesh.bounds[1, 1] <= body.bounds[1, 1]
+    over = 0.06 if category == "hoodie" else 0.0  # a hood rises over the crown by its ease
+    assert body.bounds[0, 1] - 0.01 <= mesh.bounds[0, 1] and mesh.bounds[1, 1] <= body.bounds[1, 1] + over
     # Outward winding: closed with fans over its boundary loops, it has a positive volume.
     assert _capped_signed_volume(np.asarray(mesh.vertices), faces) > 0
 
@@ -331,12 +332,14 @@ def test_variants_change_the_shape(variants, garments):
     assert wide.area > slim.area
 
 
-def test_dress_vest_and_cape_are_their_own_cuts(garments):
+def test_dress_vest_cape_and_hoodie_are_their_own_cuts(garments):
     """A dress is a bodice with a skirt: it reaches below the crotch like a coat, with a hem
     loop wider than its waist. A vest is open down the front: its longest boundary loop
     runs from the neckline down to the hem along the front edges (a t-shirt's neckline
     stays above its chest). A cape is one sheet from a neck hole out over the shoulders
-    and arms: its hem is far wider than its neck hole and than the body's trunk."""
+    and arms: its hem is far wider than its neck hole and than the body's trunk. A hoodie
+    covers the head: it rises over the crown, covers the back of the head, and its highest
+    loop is the face opening, upright in front of the face (not a neckline around the neck)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -366,6 +369,16 @@ def test_dress_vest_and_cape_are_their_own_cuts(garments):
     neck, hem = sorted(loops(cape), key=lambda ids: -c[ids, 1].mean())
     assert np.ptp(c[hem, 0]) > 2.5 * np.ptp(c[neck, 0]) and np.ptp(c[neck, 0]) < 0.3
     assert c[neck, 1].mean() > cape_body.bounds[1, 1] - 0.3  # the neck hole sits at the neck
+    hoodie, hoodie_body = garments["hoodie"][1], garments["hoodie"][2]
+    h, top = np.asarray(hoodie.vertices), hoodie_body.bounds[1, 1]
+    assert h[:, 1].max() > top  # over the crown
+    face = max(loops(hoodie), key=lambda ids: h[ids, 1].mean())
+    assert h[face, 1].mean() > top - 0.2  # at the head's height
+    assert np.ptp(h[face, 1]) > 0.12 and np.ptp(h[face, 2]) < 0.6 * np.ptp(h[face, 1])  # upright, facing front
+    assert h[face, 2].mean() > hoodie_body.vertices[hoodie_body.vertices[:, 1] > top - 0.2, 2].mean()  # front (+Z)
+    head = h[h[:, 1] > top - 0.12]  # the back of the head (-Z) is covered
+    body_head = np.asarray(hoodie_body.vertices)[np.asarray(hoodie_body.vertices)[:, 1] > top - 0.12]
+    assert head[:, 2].min() < body_head[:, 2].min()
 
 
 def _capped_signed_volume(v: np.ndarray, f: np.ndarray) -> float:

@@ -44,12 +44,12 @@ def test_bad_values_name_the_key(override, key):
 
 
 def test_opt_in_generator_categories():
-    """dress, vest and cape are generator categories outside the default six: accepted for the
-    default source, listed in the error for an unknown one."""
-    p = load_params(ROOT / "params.yaml", ["garments.categories=[tshirt, dress, vest]"])
-    assert p.garments.categories == ["tshirt", "dress", "vest"]
-    with pytest.raises(ConfigError, match="dress, vest, cape"):
-        load_params(ROOT / "params.yaml", ["garments.categories=[hoodie]"])
+    """dress, vest, cape and hoodie are generator categories outside the default six: accepted
+    for the default source, listed in the error for an unknown one."""
+    p = load_params(ROOT / "params.yaml", ["garments.categories=[tshirt, dress, vest, hoodie]"])
+    assert p.garments.categories == ["tshirt", "dress", "vest", "hoodie"]
+    with pytest.raises(ConfigError, match="dress, vest, cape, hoodie"):
+        load_params(ROOT / "params.yaml", ["garments.categories=[poncho]"])
 
 
 def test_bad_file(tmp_path):

@@ -183,9 +183,10 @@ def cylinder_grid_faces(rows: int, n: int) -> np.ndarray:
     return np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3), np.stack([a, c, d], -1).reshape(-1, 3)])
 
 
-def loop_around_axis(verts: np.ndarray, faces: np.ndarray, centre: np.ndarray) -> np.ndarray:
+def loop_around_axis(verts: np.ndarray, faces: np.ndarray, centre: np.ndarray, highest: bool = False) -> np.ndarray:
     """Vertex ids, in half-edge order, of the lowest boundary loop that goes once around
-    the vertical axis through ``centre`` (the hem; neck and cuffs are above or beside).
+    the vertical axis through ``centre`` (the hem; neck and cuffs are above or beside), or
+    of the highest such loop when ``highest`` (a top's neckline, with the axis up the neck).
 
     Frame: +Z is vertical (the anny frame); ``centre`` is the (x, y) of the axis.
     """
@@ -207,4 +208,5 @@ def loop_around_axis(verts: np.ndarray, faces: np.ndarray, centre: np.ndarray) -
             loops.append(loop)
     if not loops:
         raise ValueError("no boundary loop goes around the body axis")
-    return min(loops, key=lambda l: verts[l, 2].mean())
+    height = lambda l: verts[l, 2].mean()  # noqa: E731
+    return max(loops, key=height) if highest else min(loops, key=height)

@@ -1,12 +1,13 @@
 """The embedded default garment set: open garment surfaces generated from anny bodies.
 
 Six categories in the default set (``anchorudf.config.CATEGORIES``): tops (tshirt,
-longsleeve, longcoat) and bottoms (trousers, shorts, skirt); three more on request
+longsleeve, longcoat) and bottoms (trousers, shorts, skirt); four more on request
 (``garments.categories``, ``anchorudf.config.GENERATOR_CATEGORIES``): dresses (a fitted
 sleeveless to elbow-sleeved bodice with a skirt swept from the hips, mini to floor length),
 vests (sleeveless, open down the front: one loop runs round the neck, the front edges
-and the hem) and capes (ponchos: one sheet over the shoulders and arms with a neck hole,
-2 loops). With cut variants (``GarmentSpec.style``, see
+and the hem), capes (ponchos: one sheet over the shoulders and arms with a neck hole,
+2 loops) and hoodies (long sleeves and a hood over the head sewn onto the neckline:
+4 loops, the face opening, two cuffs and the hem). With cut variants (``GarmentSpec.style``, see
 :data:`anchorudf.data.anny.plan.STYLES`): tank tops (sleeveless), A-line coats, wide and
 slim trousers, wide shorts, straight, A-line, pencil (tight, no flare, hardly any folds)
 and pleated (knife pleats) skirts.
@@ -36,7 +37,7 @@ from anchorudf.data.anny.plan import PATTERNS, TOPS, GarmentSpec
 from anchorudf.geometry import surface as sf
 
 EXPECTED_LOOPS = {"tshirt": 4, "longsleeve": 4, "longcoat": 4, "trousers": 3, "shorts": 3, "skirt": 2,
-                  "dress": 4, "vest": 3, "cape": 2}
+                  "dress": 4, "vest": 3, "cape": 2, "hoodie": 4}
 SWEPT_TOPS = ("longcoat", "dress")  # a top cut at the hips, its skirt swept down from there
 _MARGIN = 0.004  # metres kept between a pushed-out garment vertex and the skin
 
@@ -96,6 +97,8 @@ def generate_garment(spec: GarmentSpec, cache_dir: Path):
         verts = _dress(spec, body, body_mesh, faces, data, rng)
         if spec.category in SWEPT_TOPS:
             verts, faces = _coat_skirt(spec, body, assets, verts, faces, rng)
+        elif spec.category == "hoodie":
+            verts, faces = _hood(spec, body, assets, verts, faces, rng)
     verts, left = sf.push_out(verts, body_mesh, _MARGIN)
     if left:
         raise ValueError(f"{spec.garment_id}: {left} vertices stay inside the body after push-out")
@@ -180,7 +183,8 @@ def _sleeve_range(category: str, style: str = "regular") -> tuple[float, float]:
     """Sleeve cut (limb units: 1 = elbow, 2 = wrist) at sleeve = 0 and 1."""
     if style == "tank" or category == "vest":  # sleeveless: cut at the shoulder
         return (0.0, 0.12)
-    return {"tshirt": (0.2, 1.0), "longsleeve": (1.35, 1.97), "longcoat": (1.6, 1.97), "dress": (0.0, 1.0)}[category]
+    return {"tshirt": (0.2, 1.0), "longsleeve": (1.35, 1.97), "longcoat": (1.6, 1.97), "dress": (0.0, 1.0),
+            "hoodie": (1.35, 1.97)}[category]
 
 
 def _wrinkle_field(points: np.ndarray, spec: GarmentSpec, rng: np.random.Generator, waves: int = 6) -> np.ndarray:
@@ -341,6 +345,91 @@ def _coat_skirt(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets, ve
     if flip:  # the top's hem half-edges run against increasing angle: match them
         sk_faces = sk_faces[:, ::-1]
     return np.concatenate([verts, pts[n:]]), np.concatenate([faces, sk_faces])
+
+
+def _hood(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets, verts: np.ndarray,
+          faces: np.ndarray, rng: np.random.Generator):
+    """Sew a hood onto the neckline of a hooded top: a tube swept up from the neckline
+    around the head (its support, band by band, plus an ease of 2-5 cm and a fuller back),
+    closed over the crown, with the face opening cut out of its front (an ellipse from
+    below the chin to the forehead). The neckline is sewn shut, so the top keeps 4 loops:
+    the face opening, two cuffs and the hem.
+
+    Drawn from the spec: the ease from ``fit``, the back's fullness from ``flare``, the
+    opening's width from ``neck_width`` and its top from ``rise``.
+    """
+    j = body.joints
+    head = np.asarray(j["head"], dtype=np.float64)
+    centre = 0.5 * (np.asarray(j["neck01"][:2]) + head[:2])
+    arm = assets.groups["arm_L"] + assets.groups["arm_R"]
+    used = np.unique(body.faces)
+    crown = body.vertices[used[arm[used] < 0.5], 2].max()  # top of the head (a raised hand ignored)
+    eyes = 0.5 * (np.asarray(j["eye.L"]) + np.asarray(j["eye.R"]))
+    chin = eyes[2] - (crown - eyes[2])
+    try:
+        loop = sf.loop_around_axis(verts, faces, centre, highest=True)
+    except ValueError as exc:
+        raise ValueError(f"{spec.garment_id}: hood neckline: {exc}") from None
+    theta = np.unwrap(np.arctan2(verts[loop, 1] - centre[1], verts[loop, 0] - centre[0]))
+    if abs(abs(theta[-1] - theta[0]) - 2 * np.pi) > np.pi / 2:
+        raise ValueError(f"{spec.garment_id}: the neckline does not go once around the neck")
+    ring = verts[loop]
+    n = len(loop)
+    z0 = ring[:, 2]
+    support = ab.BodySupport(body, assets, centre, crown + 0.02, z0.min() - 0.02)
+    ease = 0.02 + 0.45 * spec.fit
+    rows = max(6, int(np.ceil((crown - z0.min()) / 0.012)))
+    v = np.linspace(0, 1, rows + 1)[:, None]
+    z = z0[None] + v * (crown - z0)[None]  # (K+1, N): up from the neckline to the crown
+    th = np.broadcast_to(theta, z.shape)
+    h = support(z.ravel(), th.ravel()).reshape(z.shape)
+    back = np.clip(np.sin(theta), 0.0, None) ** 2  # +Y is the back
+    r = h + ease + (0.015 + 0.035 * spec.flare) * back[None] * _smoothstep(v / 0.6) * _smoothstep((1 - v) / 0.3)
+    r[1:] = _smooth_rows(r[1:])
+    r = np.maximum(r, h + _MARGIN + 0.002)
+    pts = np.stack([centre[0] + r * np.cos(th), centre[1] + r * np.sin(th), z], -1)
+    for k in range(min(3, rows + 1)):  # leave the neckline smoothly
+        t = k / 3.0
+        pts[k, :, :2] = (1 - t) * ring[:, :2] + t * pts[k, :, :2]
+    # A dome over the crown: shrinking rings up to a pole.
+    cap = [centre[0] + 0.0 * th[0], centre[1] + 0.0 * th[0]]
+    lift = 0.7 * ease
+    dome = []
+    for t in (0.35, 0.65, 0.88):
+        rr = r[-1] * np.cos(0.5 * np.pi * t)
+        dome.append(np.stack([cap[0] + rr * np.cos(theta), cap[1] + rr * np.sin(theta),
+                              np.full(n, crown + lift * np.sin(0.5 * np.pi * t))], -1))
+    grid = np.concatenate([pts.reshape(-1, 3)] + dome)
+    k_rows = rows + len(dome)
+    pole = len(grid)
+    grid = np.concatenate([grid, [[centre[0], centre[1], crown + lift]]])
+    hood_faces = sf.cylinder_grid_faces(k_rows, n)[:, ::-1]  # rows go up: reverse for outward winding
+    last = k_rows * n + np.arange(n)
+    hood_faces = np.concatenate([hood_faces, np.stack([last, np.roll(last, -1), np.full(n, pole)], 1)])
+    # The face opening: an ellipse in the front view, from just below the chin to the forehead.
+    half_w = 0.075 + 0.3 * (spec.neck_width - 0.06)
+    top, bottom = crown - 0.02 - 0.03 * spec.rise, max(chin - 0.015, z0.max() + 0.03)
+    zc, half_h = 0.5 * (top + bottom), 0.5 * (top - bottom)
+    front = _smoothstep((head[1] - grid[:, 1]) / 0.03)  # -Y is the front
+    e = ((grid[:, 0] - head[0]) / half_w) ** 2 + ((grid[:, 2] - zc) / half_h) ** 2
+    hood_faces, grid = sf.clip_mesh(hood_faces, grid, (1.0 - e) * front - 0.05 * (1.0 - front))
+    hood_faces, grid = sf.largest_piece(hood_faces, grid)
+    if not np.allclose(grid[:n], ring):
+        raise ValueError(f"{spec.garment_id}: the hood's face opening reaches the neckline")
+    index = np.concatenate([loop, len(verts) + np.arange(len(grid) - n)])  # row 0 = the neckline itself
+    hood_faces = index[hood_faces]
+    # Match the top's winding: its neckline half-edges run loop[i] -> loop[i + 1] (the
+    # loop's order), so the hood must hold them the other way.
+    directed = np.concatenate([hood_faces[:, [0, 1]], hood_faces[:, [1, 2]], hood_faces[:, [2, 0]]])
+    if ((directed[:, 0] == loop[0]) & (directed[:, 1] == loop[1])).any():
+        hood_faces = hood_faces[:, ::-1]
+    out_v = np.concatenate([verts, grid[n:]])
+    out_f = np.concatenate([faces, hood_faces])
+    disp = 0.5 * spec.wrinkle_amp * _wrinkle_field(out_v, spec, rng)
+    hood = np.zeros(len(out_v), bool)
+    hood[len(verts):] = True
+    out_v = out_v + sf.vertex_normals(out_v, out_f) * (disp * hood)[:, None]
+    return sf.taubin(out_v, sf.smoothing_operator(out_f, len(out_v)), 2), out_f
 
 
 def _colours(spec: GarmentSpec, verts: np.ndarray) -> np.ndarray:

@@ -4,7 +4,8 @@
 pose, cut variant, fit, lengths, flare, neckline, waistband, folds, drape, appearance) into
 :class:`GarmentSpec` records, and plans the style-shifted evaluation garments (split
 ``shifted``) from ranges the training garments never draw from;
-:func:`anchorudf.data.anny.garments.generate_garment` turns one spec into a mesh. Lengths are in metres (anny frame) unless a field says otherwise.
+:func:`anchorudf.data.anny.garments.generate_garment` turns one spec into a mesh.
+Lengths are in metres (anny frame) unless a field says otherwise.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from anchorudf.config import GENERATOR_CATEGORIES
 from anchorudf.data.anny.body import POSES, SHIFTED_POSES
 
-TOPS = ("tshirt", "longsleeve", "longcoat", "dress", "vest", "cape")  # a dress takes a body's top slot
+TOPS = ("tshirt", "longsleeve", "longcoat", "dress", "vest", "cape", "hoodie")  # a dress takes a body's top slot
 BOTTOMS = ("trousers", "shorts", "skirt")
 PATTERNS = ("solid", "hstripes", "vstripes", "checks", "gradient")
 #: Per-garment appearance, drawn with equal odds for train/test garments: ``grey`` is
@@ -29,14 +30,15 @@ GREY_RGB = (158, 153, 148)  # anchorudf.render.views.FALLBACK_RGB in 0-255
 STYLES = {"tshirt": ("regular", "tank"), "longsleeve": ("regular",), "longcoat": ("regular", "a_line"),
           "trousers": ("regular", "wide", "slim"), "shorts": ("regular", "wide"),
           "skirt": ("straight", "a_line", "pencil", "pleated"), "dress": ("regular", "a_line"),
-          "vest": ("regular",), "cape": ("regular",)}
+          "vest": ("regular",), "cape": ("regular",), "hoodie": ("regular",)}
 SPLITS = ("train", "test", "shifted")
 #: ``length`` of the shifted garments, outside the training range [0, 1]: cropped tops,
 #: ankle-length coats, capri trousers, knee-length shorts, micro or floor-length skirts,
-#: floor-length dresses, cropped vests, knee-length capes.
+#: floor-length dresses, cropped vests, knee-length capes, cropped hoodies.
 SHIFTED_LENGTHS = {"tshirt": ((-0.4, -0.2),), "longsleeve": ((-0.4, -0.2),), "longcoat": ((1.1, 1.3),),
                    "trousers": ((-0.5, -0.25),), "shorts": ((1.12, 1.3),), "skirt": ((-0.2, -0.1), (1.04, 1.1)),
-                   "dress": ((1.05, 1.12),), "vest": ((-0.4, -0.2),), "cape": ((1.1, 1.3),)}
+                   "dress": ((1.05, 1.12),), "vest": ((-0.4, -0.2),), "cape": ((1.1, 1.3),),
+                   "hoodie": ((-0.4, -0.2),)}
 #: ``fit`` (ease, metres): training garments draw from FIT_RANGE; shifted ones from beyond
 #: it on either side (skin-tight or very loose).
 FIT_RANGE = (0.003, 0.07)
@@ -144,6 +146,8 @@ def _garment_params(rng: np.random.Generator, category: str, shifted: bool = Fal
         out["color_b"] = out["color_a"]
     elif out["appearance"] == "plain":
         out["pattern"], out["color_b"] = "solid", out["color_a"]
+    if category == "hoodie":  # a round, shallow neckline to sew the hood on (drawn last: no other stream moves)
+        out["neck_depth"], out["neck_shape"] = u(0.0, 0.03), u(0.0, 0.3)
     return out
 
 
