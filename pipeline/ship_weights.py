@@ -12,6 +12,11 @@ garments, render and cache) and trained and evaluated the shipped recipe::
         --params pipeline/presets/shipped.yaml --metrics runs/shipped/metrics.json \\
         --baseline reports/metrics.json --live runs/shipped/live/metrics.json --data data
 
+A recipe in stages (a model fine-tuned from another, ``train.init``): pass the card the
+first stage was shipped with as ``--from-card`` (and ``--run-name`` for this stage's run
+folder, e.g. ``shipped_ft``); the card then records both stages, and the total steps and
+minutes.
+
 It copies the model folder to ``anchorudf/weights/default/`` (verified first), writes the
 example inputs (``--examples`` rendered test views as RGBA PNGs with their ground-truth
 surface points in view NDC, and one drawn garment on a plain background that is not a
@@ -119,6 +124,17 @@ def _scores(metrics: dict, key: str = "anchorudf_points") -> dict:
     return out
 
 
+def staged_recipe(stage: dict, earlier: dict) -> dict:
+    """The recipe of a model fine-tuned from another: this ``stage`` (its params file, steps,
+    minutes, command) after the ``earlier`` recipe (itself staged or not). Steps and
+    minutes are totals; the command runs every stage in order; ``stages`` lists them."""
+    stages = earlier.get("stages") or [earlier]
+    return {**stage, "steps": sum(int(x["steps"]) for x in stages) + int(stage["steps"]),
+            "train_minutes": round(sum(float(x["train_minutes"]) for x in stages) + float(stage["train_minutes"]), 1),
+            "command": "; ".join([x["command"] for x in stages] + [stage["command"]]),
+            "stages": [dict(x) for x in stages] + [dict(stage)]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, required=True, help="trained model folder (run_dir/model)")
@@ -130,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-minutes", type=float, default=None, help="wall-clock training time")
     ap.add_argument("--machine", default="2 CPU cores (no GPU)")
     ap.add_argument("--out", type=Path, default=weights.WEIGHTS_DIR)
+    ap.add_argument("--from-card", type=Path, default=None,
+                    help="card.json of the model this one was fine-tuned from (train.init): its recipe "
+                         "is recorded as the earlier stage(s)")
+    ap.add_argument("--run-name", default="shipped", help="run folder name in the recorded command (runs/NAME)")
     a = ap.parse_args(argv)
 
     import json
@@ -139,6 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     live = json.loads(a.live.read_text())
     steps = int(live.get("step", meta["step"]))
     minutes = a.train_minutes or round(steps * float(live["final/seconds_per_step"]) / 60.0, 1)
+    recipe = {"params_file": str(a.params), "steps": steps, "train_minutes": minutes, "machine": a.machine,
+              "command": f"anchorudf train --params {a.params} --data data --run-dir runs/{a.run_name}/train "
+                         f"--live-dir runs/{a.run_name}/live",
+              "params_sha256": hashlib.sha256(a.params.read_bytes()).hexdigest(),
+              "final_train": {k: live.get(f"final/{k}") for k in ("udf", "anchor_chamfer", "gda")}}
+    if a.from_card:  # read before the copy below may overwrite it (it is often the shipped card)
+        recipe = staged_recipe(recipe, json.loads(a.from_card.read_text())["recipe"])
     dest = a.out / "default"
     if dest.exists():
         shutil.rmtree(dest)
@@ -152,12 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     card = {
         "format": weights.CARD_FORMAT, "version": 1, "name": "default", "model": "default",
         "sha256": {name: sha256_file(a.out / name) for name in files},
-        "recipe": {"params_file": str(a.params), "steps": steps, "train_minutes": minutes,
-                   "machine": a.machine,
-                   "command": f"anchorudf train --params {a.params} --data data --run-dir runs/shipped/train "
-                              "--live-dir runs/shipped/live",
-                   "params_sha256": hashlib.sha256(a.params.read_bytes()).hexdigest(),
-                   "final_train": {k: live.get(f"final/{k}") for k in ("udf", "anchor_chamfer", "gda")}},
+        "recipe": recipe,
         "data": {"description": f"the embedded default garment set (garments.count {p.garments.count}, "
                                f"shifted_count {p.garments.shifted_count}, seed {p.garments.seed})",
                  "manifest_sha256": sha256_file(manifest),

@@ -132,3 +132,22 @@ def test_missing_listed_file(weights_copy):
     (weights_copy / card["examples"][0]["image"]).unlink()
     with pytest.raises(CheckpointError, match="missing"):
         weights.verify(weights_copy)
+
+
+def test_ship_weights_records_a_staged_recipe():
+    """A model fine-tuned from the shipped one is recorded as two stages, with total steps
+    and minutes and both commands in order; a third stage appends to the list."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ship_weights", ROOT / "pipeline" / "ship_weights.py")
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    one = {"params_file": "a.yaml", "steps": 100, "train_minutes": 10.0, "command": "train a"}
+    two = ship.staged_recipe({"params_file": "b.yaml", "steps": 50, "train_minutes": 5.25, "command": "train b"}, one)
+    assert (two["params_file"], two["steps"], two["train_minutes"]) == ("b.yaml", 150, 15.2)
+    assert two["command"] == "train a; train b" and [x["params_file"] for x in two["stages"]] == ["a.yaml", "b.yaml"]
+    three = ship.staged_recipe({"params_file": "c.yaml", "steps": 1, "train_minutes": 1.0, "command": "train c"}, two)
+    assert three["steps"] == 151 and [x["steps"] for x in three["stages"]] == [100, 50, 1]
+    assert "stages" not in three["stages"][1]
+    text = weights.describe({"model": "default", "sha256": {}, "recipe": three})
+    assert "a.yaml then b.yaml then c.yaml: 151 steps" in text

@@ -107,8 +107,8 @@ def describe(card: dict[str, Any], root: Path = WEIGHTS_DIR) -> str:
     r, d = card.get("recipe", {}), card.get("data", {})
     lines = [f"shipped weights: {Path(root) / card['model']}",
              f"  model.safetensors sha256 {card['sha256'].get(card['model'] + '/model.safetensors', '?')}",
-             f"  recipe: {r.get('params_file', '?')}: {r.get('steps', '?')} steps "
-             f"({r.get('train_minutes', '?')} min on {r.get('machine', '?')})",
+             f"  recipe: {' then '.join(x.get('params_file', '?') for x in r.get('stages') or [r])}: "
+             f"{r.get('steps', '?')} steps ({r.get('train_minutes', '?')} min on {r.get('machine', '?')})",
              f"  command: {r.get('command', '?')}",
              f"  data: {d.get('description', '?')} (manifest sha256 {str(d.get('manifest_sha256', '?'))[:16]})",
              "  scores (paper Chamfer / P2S x1e-3, dense points; lower is better):"]
