@@ -391,13 +391,12 @@ def _hood(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets, verts: n
     for k in range(min(3, rows + 1)):  # leave the neckline smoothly
         t = k / 3.0
         pts[k, :, :2] = (1 - t) * ring[:, :2] + t * pts[k, :, :2]
-    # A dome over the crown: shrinking rings up to a pole.
-    cap = [centre[0] + 0.0 * th[0], centre[1] + 0.0 * th[0]]
+    # A dome over the crown: shrinking rings (a quarter ellipse in profile) up to a pole.
     lift = 0.7 * ease
     dome = []
     for t in (0.35, 0.65, 0.88):
         rr = r[-1] * np.cos(0.5 * np.pi * t)
-        dome.append(np.stack([cap[0] + rr * np.cos(theta), cap[1] + rr * np.sin(theta),
+        dome.append(np.stack([centre[0] + rr * np.cos(theta), centre[1] + rr * np.sin(theta),
                               np.full(n, crown + lift * np.sin(0.5 * np.pi * t))], -1))
     grid = np.concatenate([pts.reshape(-1, 3)] + dome)
     k_rows = rows + len(dome)
