@@ -270,11 +270,20 @@ def _sweep(spec: GarmentSpec, ring: np.ndarray, theta: np.ndarray, centre: np.nd
     r = r + 0.45 * spec.flare * drop + amp * folds[None] + spec.drape * v ** 2 * np.cos(theta - th_d)[None]
     r[1:] = _smooth_rows(r[1:])
     r[1:] = np.maximum(r[1:], h[1:] + _MARGIN + 0.002)
+    pts = _rows_from_ring(ring, centre, r, th, z)
+    return pts.reshape(-1, 3), sf.cylinder_grid_faces(rows, n)
+
+
+def _rows_from_ring(ring: np.ndarray, centre: np.ndarray, r: np.ndarray, th: np.ndarray,
+                    z: np.ndarray) -> np.ndarray:
+    """(K+1, N, 3) rows of a swept surface: radius ``r`` at angle ``th`` around ``centre``
+    at height ``z`` (each (K+1, N)); the first three rows blend from the ``ring`` (N, 3)
+    they start at, so the surface leaves it smoothly."""
     pts = np.stack([centre[0] + r * np.cos(th), centre[1] + r * np.sin(th), z], -1)
-    for k in range(min(3, rows + 1)):  # leave the ring smoothly
+    for k in range(min(3, len(pts))):
         t = k / 3.0
         pts[k, :, :2] = (1 - t) * ring[:, :2] + t * pts[k, :, :2]
-    return pts.reshape(-1, 3), sf.cylinder_grid_faces(rows, n)
+    return pts
 
 
 def _smooth_rows(r: np.ndarray, passes: int = 3) -> np.ndarray:
@@ -387,10 +396,7 @@ def _hood(spec: GarmentSpec, body: ab.PosedBody, assets: ab.BodyAssets, verts: n
     r = h + ease + (0.015 + 0.035 * spec.flare) * back[None] * _smoothstep(v / 0.6) * _smoothstep((1 - v) / 0.3)
     r[1:] = _smooth_rows(r[1:])
     r = np.maximum(r, h + _MARGIN + 0.002)
-    pts = np.stack([centre[0] + r * np.cos(th), centre[1] + r * np.sin(th), z], -1)
-    for k in range(min(3, rows + 1)):  # leave the neckline smoothly
-        t = k / 3.0
-        pts[k, :, :2] = (1 - t) * ring[:, :2] + t * pts[k, :, :2]
+    pts = _rows_from_ring(ring, centre, r, th, z)
     # A dome over the crown: shrinking rings (a quarter ellipse in profile) up to a pole.
     lift = 0.7 * ease
     dome = []
