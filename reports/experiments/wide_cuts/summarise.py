@@ -23,21 +23,21 @@ def _points(path: Path, shifted: bool = False) -> tuple[float, float]:
     return p["paper_chamfer_1e3"], p["paper_p2s_1e3"]
 
 
+def _present(paths: list[Path], shifted: bool = False) -> list[tuple[float, float]]:
+    """Chamfer / P2S of every metrics file of ``paths`` that exists (a run not made yet is left out)."""
+    return [_points(p, shifted) for p in paths if p.exists()]
+
+
 def runs() -> dict[str, dict[str, list[tuple[float, float]]]]:
     a_default = [EXP / "learning_curve" / f"steps3150_seed{k}" / "metrics.json" for k in range(3)]
     a_hoodie = [EXP / "new_cuts" / "metrics_hoodie_default.json"] + \
         [HERE / f"a_seed{k}" / "metrics_hoodie.json" for k in (1, 2)]
-    b = [HERE / f"b_seed{k}" for k in range(3)]
-    out = {"A: default world (6 cuts, 162 training garments)": {
-               "test": [_points(p) for p in a_default if p.exists()],
-               "shifted": [_points(p, True) for p in a_default if p.exists()],
-               "hoodies": [_points(p) for p in a_hoodie if p.exists()]},
-           "B: + dresses, vests, capes (9 cuts, 242 training garments)": {
-               "test": [_points(d / "metrics_default.json") for d in b if (d / "metrics_default.json").exists()],
-               "shifted": [_points(d / "metrics_default.json", True) for d in b
-                           if (d / "metrics_default.json").exists()],
-               "hoodies": [_points(d / "metrics_hoodie.json") for d in b if (d / "metrics_hoodie.json").exists()]}}
-    return out
+    b_default = [HERE / f"b_seed{k}" / "metrics_default.json" for k in range(3)]
+    b_hoodie = [HERE / f"b_seed{k}" / "metrics_hoodie.json" for k in range(3)]
+    return {"A: default world (6 cuts, 162 training garments)": {
+                "test": _present(a_default), "shifted": _present(a_default, True), "hoodies": _present(a_hoodie)},
+            "B: + dresses, vests, capes (9 cuts, 242 training garments)": {
+                "test": _present(b_default), "shifted": _present(b_default, True), "hoodies": _present(b_hoodie)}}
 
 
 def _cell(vals: list[tuple[float, float]]) -> str:
