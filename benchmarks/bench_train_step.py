@@ -28,6 +28,11 @@ GDA phase), ``now`` is params.yaml's default. It prints seconds per main-phase a
 GDA-phase step and query points per second (items x points / s), same run, same machine:
 
     python benchmarks/bench_train_step.py --recipes
+    python benchmarks/bench_train_step.py --recipes --steps 8 --rounds 3   # a shared machine
+
+A third row, ``now-v1code``, runs today's recipe through the first version's computation
+(``use_reference_code``: per-stack decoder inputs and a layer-by-layer decoder, the
+position CNN in the standard layout), so the table splits the gain into recipe and code.
 
 ``--table5`` times the four models of the paper's Table 5 at CPU scale (AnchorUDF,
 AnchorUDF-HD, PIFu-UDF, PIFuHD-UDF; 256 px renders, coarse input 128 px): seconds per
@@ -192,8 +197,25 @@ def run_case(config: str, method: str, args_dict: dict) -> dict:
 RECIPE_V1 = ["model.pos_levels=0", "train.batch_size=8", "train.points=2000"]
 
 
-def recipe_case(name: str, overrides: list[str], args_dict: dict) -> dict:
-    """Seconds per main and GDA step of the real trainer on synthetic items, this process."""
+def use_reference_code() -> None:
+    """Put this process's model and loss code back to the first version's computation (the
+    same functions, computed the plain way): every stack's decoder input sampled and
+    concatenated on its own and the decoder's layers applied one by one
+    (``AnchorUDF.decode_stacks_reference``), the position CNN in the standard memory
+    layout, the anchor Chamfer one direction at a time."""
+    from anchorudf.models.anchorudf import AnchorUDF
+    from anchorudf.models.position import PositionCNN
+    from anchorudf.train import losses
+
+    AnchorUDF.decode_stacks = AnchorUDF.decode_stacks_reference
+    PositionCNN.forward = PositionCNN._forward
+    losses.anchor_chamfer = lambda pred, target: (losses._nearest_sq(pred.float(), target.float(), 512).mean()
+                                                  + losses._nearest_sq(target.float(), pred.float(), 512).mean())
+
+
+def recipe_case(name: str, overrides: list[str], args_dict: dict, reference: bool = False) -> dict:
+    """Seconds per main and GDA step of the real trainer on synthetic items, this process
+    (``reference``: with :func:`use_reference_code`)."""
     import torch
     from torch.utils.data import default_collate
 
@@ -205,6 +227,8 @@ def recipe_case(name: str, overrides: list[str], args_dict: dict) -> dict:
     args = argparse.Namespace(**args_dict)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if reference:
+        use_reference_code()
     out = {"recipe": name}
     phases = [("main", ["train.steps=100", "train.gda_steps=0"], 0),
               ("gda", ["train.steps=0", "train.gda_steps=100"], 0)]
@@ -224,23 +248,39 @@ def recipe_case(name: str, overrides: list[str], args_dict: dict) -> dict:
             if i >= args.warmup:
                 times.append(time.perf_counter() - t)
         out[f"{phase}_s"] = float(np.median(times))
+        out[f"{phase}_min_s"] = float(np.min(times))
         out["batch"], out["points"] = p.train.batch_size, p.train.points
     out["points_per_s"] = out["batch"] * out["points"] / out["main_s"]
     return out
 
 
+#: --recipes rows: (name, params overrides, the first version's code path).
+RECIPE_ROWS = (("v1", RECIPE_V1, True), ("now-v1code", [], True), ("now", [], False))
+
+
 def run_recipes(args) -> None:
-    rows = []
-    for name, overrides in (("v1", RECIPE_V1), ("now", [])):
-        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as ex:
-            rows.append(ex.submit(recipe_case, name, overrides, vars(args)).result())
-    print("recipe | batch x points | main step s | GDA step s | query points / s (main)")
-    for r in rows:
-        print(f"{r['recipe']:6s} | {r['batch']:5d} x {r['points']:5d} | {r['main_s']:11.3f} | "
-              f"{r['gda_s']:10.3f} | {r['points_per_s']:10.0f}")
-    v1, now = rows
-    print(f"main step {v1['main_s'] / now['main_s']:.2f}x cheaper, GDA step {v1['gda_s'] / now['gda_s']:.2f}x "
-          f"cheaper, query points/s {now['points_per_s'] / v1['points_per_s']:.2f}x (now vs v1)")
+    """The rows of RECIPE_ROWS, each in a fresh process, ``--rounds`` times interleaved
+    (a shared machine's load drifts: every row sees the same drift); per row the median
+    over rounds of each round's median step."""
+    runs: dict[str, list[dict]] = {name: [] for name, _, _ in RECIPE_ROWS}
+    for _ in range(args.rounds):
+        for name, overrides, reference in RECIPE_ROWS:
+            with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as ex:
+                runs[name].append(ex.submit(recipe_case, name, overrides, vars(args), reference).result())
+    rows = {}
+    for name, got in runs.items():
+        rows[name] = {k: (float(np.median([g[k] for g in got])) if isinstance(got[0][k], float) else got[0][k])
+                      for k in got[0]}
+    print("recipe     | code | batch x points | main step s (fastest) | GDA step s (fastest) | query points / s (main)")
+    for name, _, reference in RECIPE_ROWS:
+        r = rows[name]
+        print(f"{name:10s} | {'v1' if reference else 'now':4s} | {r['batch']:5d} x {r['points']:5d} | "
+              f"{r['main_s']:8.3f} ({r['main_min_s']:.3f})  | {r['gda_s']:8.3f} ({r['gda_min_s']:.3f})  | "
+              f"{r['points_per_s']:10.0f}")
+    v1, mid, now = rows["v1"], rows["now-v1code"], rows["now"]
+    for label, a, b in (("now vs v1", v1, now), ("recipe alone (v1 code)", v1, mid), ("code alone (today's recipe)", mid, now)):
+        print(f"{label}: main step {a['main_s'] / b['main_s']:.2f}x cheaper, GDA step {a['gda_s'] / b['gda_s']:.2f}x "
+              f"cheaper, query points/s {b['points_per_s'] / a['points_per_s']:.2f}x")
 
 
 #: Table 5 at CPU scale (README "AnchorUDF-HD and the paper's Table 5"): 256 px renders,
@@ -298,6 +338,7 @@ def main() -> None:
     ap.add_argument("--paper-stacks", type=int, default=5)
     ap.add_argument("--paper-depth", type=int, default=4)
     ap.add_argument("--paper-channels", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=1, help="--recipes: interleaved rounds of every row")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--check", action="store_true", help="also compare the two methods' gradients (peak memory then includes that pass)")
     ap.add_argument("--json", default="", help="also write the results here")

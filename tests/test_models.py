@@ -280,3 +280,69 @@ def test_only_training_lets_the_samplers_gather(monkeypatch):
     model.eval()
     model(image, points, with_grad=True, fine=True)
     assert seen and set(seen) == {False}
+
+
+@pytest.mark.parametrize("widths,output", [([32, 16], "softplus"), ([8], "relu"), ([16, 16, 8], "abs")])
+def test_decoder_projection_equals_the_layers(widths, output):
+    torch.manual_seed(0)
+    dec = Decoder(11, widths, output).double()
+    with torch.no_grad():  # away from the near-zero init, so every term matters
+        for p in dec.parameters():
+            p.normal_(0, 0.3)
+    x = torch.randn(3, 17, 11, dtype=torch.float64, requires_grad=True)
+    y_ref, e_ref = dec.forward_with_embedding(x)  # the layers one by one
+    grads_ref = torch.autograd.grad(y_ref.sum() + e_ref.square().sum(), [x, *dec.parameters()])
+    y, e = dec.from_projection(dec.project(x))
+    torch.testing.assert_close(y, y_ref)
+    torch.testing.assert_close(e, e_ref)
+    grads = torch.autograd.grad(y.sum() + e.square().sum(), [x, *dec.parameters()])
+    for g, g_ref in zip(grads, grads_ref):
+        torch.testing.assert_close(g, g_ref)
+    assert dec.project(x).shape == (3, 17, dec.projection_width)
+
+
+@pytest.mark.parametrize("variant", ["anchors", "xyz", "depth"])
+def test_decode_stacks_equals_the_reference_to_second_order(variant):
+    """The shared-projection decoding of every stack is the network's function: values,
+    parameter gradients, and the GDA loss's double backward through d f / d points."""
+    from anchorudf.train.losses import gda_loss
+
+    model = tiny(variant, stacks=2).double().train()
+    with torch.no_grad():
+        for p in model.decoder.parameters():
+            p.normal_(0, 0.3)
+    image, points = inputs()
+    image, points = image.double(), points.double()
+    direction = torch.nn.functional.normalize(torch.randn_like(points), dim=-1)
+    results = []
+    for decode, stacks in ((model.decode_stacks_reference, [0, 1]), (model.decode_stacks, [0, 1]),
+                           (model.decode_stacks_reference, [1]), (model.decode_stacks, [1])):
+        enc = model.encode(image)
+        pts = points.clone().requires_grad_(True)
+        udf, emb = decode(enc, pts, stacks, embed_stack=1)
+        (grad,) = torch.autograd.grad(udf[-1].sum(), pts, create_graph=True)
+        loss = sum(u.mean() for u in udf) + emb.square().mean() + gda_loss(grad, direction, udf[-1] < 1.0)
+        params = [p for p in model.parameters() if p.requires_grad]
+        results.append([*udf, emb, grad, *torch.autograd.grad(loss, params, allow_unused=True)])
+    for got_run, want_run in ((results[1], results[0]), (results[3], results[2])):
+        for got, want in zip(got_run, want_run):
+            if want is None:
+                assert got is None
+            else:
+                torch.testing.assert_close(got, want)
+
+
+def test_position_cnn_channels_last_is_the_same_function():
+    from anchorudf.models.position import PositionCNN
+
+    torch.manual_seed(0)
+    for levels in (0, 2):
+        cnn = PositionCNN(8, levels).double()
+        occ = (torch.rand(2, 1, 8, 8, 8, dtype=torch.float64) < 0.1).double()
+        out = cnn(occ)  # CPU: channels-last inside
+        assert out.is_contiguous()
+        torch.testing.assert_close(out, cnn._forward(occ))
+        g = torch.autograd.grad(out.square().sum(), list(cnn.parameters()))
+        g_ref = torch.autograd.grad(cnn._forward(occ).square().sum(), list(cnn.parameters()))
+        for a, b in zip(g, g_ref):
+            torch.testing.assert_close(a, b)

@@ -180,26 +180,79 @@ class AnchorUDF(nn.Module):
         gradients (projection, eval_step) keep grid_sample on every device."""
         return None if self.training else False
 
-    def decoder_input(self, enc: Encoded, points: torch.Tensor, stack: int = -1) -> torch.Tensor:
-        """(B, N, 3) NDC points -> (B, N, D) decoder input [image feature, position feature]."""
-        parts = [sample_image_features(enc.features[stack], points, gather=self._gather())]
+    def point_features(self, enc: Encoded, points: torch.Tensor) -> torch.Tensor:
+        """(B, N, 3) NDC points -> (B, N, D - C) the non-image part of the decoder input
+        (``model.position_feature``: anchored feature + xyz, xyz, or z): the same for
+        every stack, so the training forward computes it once."""
         kind = self.cfg.position_feature
         if kind == "anchors":
             assert enc.volume is not None
-            parts += [sample_volume_features(enc.volume, points, gather=self._gather()), points]
-        elif kind == "xyz":
-            parts.append(points)
-        else:
-            parts.append(points[..., 2:3])
-        return torch.cat([p.to(parts[0].dtype) for p in parts], dim=-1)
+            feat = sample_volume_features(enc.volume, points, gather=self._gather())
+            return torch.cat([feat, points.to(feat.dtype)], dim=-1)
+        if kind == "xyz":
+            return points
+        return points[..., 2:3]
+
+    def decoder_input(self, enc: Encoded, points: torch.Tensor, stack: int = -1) -> torch.Tensor:
+        """(B, N, 3) NDC points -> (B, N, D) decoder input [image feature, position feature]."""
+        image = sample_image_features(enc.features[stack], points, gather=self._gather())
+        return torch.cat([image, self.point_features(enc, points).to(image.dtype)], dim=-1)
+
+    def decode_stacks(self, enc: Encoded, points: torch.Tensor, stacks: list[int],
+                      embed_stack: int | None = None) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """Distances of ``stacks`` (each (B, N)) and the decoder embedding of ``embed_stack``.
+
+        The decoder's input is [image feature of the stack, point features]. The point
+        features (the anchored volume's trilinear sample, xyz) are the same for every stack:
+        they are sampled once. With several stacks (the main training phase's deep
+        supervision) the decoder's input projection is also split (:meth:`Decoder.projection`,
+        it is linear): the point features' share is projected once and each stack adds its
+        image features' share in one GEMM. One stack (the GDA phase, inference) goes through
+        the layers one by one, which is faster there (measured: the projection's wide
+        intermediates cost more than they save in a double backward). Either way the same
+        function as :meth:`decode_stacks_reference`, up to float rounding."""
+        c = enc.features[0].shape[1]
+        dtype = torch.promote_types(enc.features[0].dtype, torch.float32)  # the image features' (sampling)
+        pos = self.point_features(enc, points).to(dtype)
+        udf, embedding = [], None
+        if len(stacks) == 1:
+            image = sample_image_features(enc.features[stacks[0]], points, gather=self._gather())
+            y, embedding = self.decoder.forward_with_embedding(torch.cat([image, pos], dim=-1))
+            return [y], embedding if stacks[0] == embed_stack else None
+        weight, bias = self.decoder.projection()
+        shared = F.linear(pos, weight[:, c:], bias)
+        width = shared.shape[-1]
+        shared_2d, weight_image = shared.reshape(-1, width), weight[:, :c].t()
+        for s in stacks:
+            image = sample_image_features(enc.features[s], points, gather=self._gather())
+            # shared + image @ W_image^T as one GEMM (its beta = 1 add)
+            proj = torch.addmm(shared_2d, image.reshape(-1, c), weight_image).view(*shared.shape[:-1], width)
+            y, emb = self.decoder.from_projection(proj)
+            udf.append(y)
+            if s == embed_stack:
+                embedding = emb
+        return udf, embedding
+
+    def decode_stacks_reference(self, enc: Encoded, points: torch.Tensor, stacks: list[int],
+                                embed_stack: int | None = None) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """Reference for :meth:`decode_stacks`: each stack's :meth:`decoder_input` through
+        the decoder's layers one by one (:meth:`Decoder.forward_with_embedding`). Tests pin
+        ``decode_stacks`` to it; ``benchmarks/bench_train_step.py --recipes`` times it."""
+        udf, embedding = [], None
+        for s in stacks:
+            y, emb = self.decoder.forward_with_embedding(self.decoder_input(enc, points, s))
+            udf.append(y)
+            if s == embed_stack:
+                embedding = emb
+        return udf, embedding
 
     def query_all(self, enc: Encoded, points: torch.Tensor) -> list[torch.Tensor]:
         """Distances (NDC units) of every stack: stacks x (B, N)."""
-        return [self.decoder(self.decoder_input(enc, points, s)) for s in range(len(enc.features))]
+        return self.decode_stacks(enc, points, list(range(len(enc.features))))[0]
 
     def query_coarse(self, enc: Encoded, points: torch.Tensor) -> torch.Tensor:
         """(B, N, 3) NDC points -> (B, N) distances (NDC units) of the coarse level's last stack."""
-        return self.decoder(self.decoder_input(enc, points, -1))
+        return self.decode_stacks(enc, points, [len(enc.features) - 1])[0][0]
 
     def fine_from_embedding(self, enc: Encoded, points: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         """The fine decoder on [fine pixel-aligned feature, coarse 3D embedding] -> (B, N)."""
@@ -210,7 +263,8 @@ class AnchorUDF(nn.Module):
 
     def query_fine(self, enc: Encoded, points: torch.Tensor) -> torch.Tensor:
         """(B, N, 3) NDC points -> (B, N) distances of the fine level (HD models)."""
-        _, embedding = self.decoder.forward_with_embedding(self.decoder_input(enc, points, -1))
+        last = len(enc.features) - 1
+        _, embedding = self.decode_stacks(enc, points, [last], embed_stack=last)
         return self.fine_from_embedding(enc, points, embedding)
 
     def query(self, enc: Encoded, points: torch.Tensor, level: str = "auto") -> torch.Tensor:
@@ -245,14 +299,8 @@ class AnchorUDF(nn.Module):
         ndc = apply_calib(calib.to(points.dtype), points) if calib is not None else points
         enc = self.encode(image, fine=fine)
         last = len(enc.features) - 1
-        udf, embedding = [], None
-        for s in ([last] if last_only else range(last + 1)):
-            x = self.decoder_input(enc, ndc, s)
-            if fine and s == last:
-                y, embedding = self.decoder.forward_with_embedding(x)
-            else:
-                y = self.decoder(x)
-            udf.append(y)
+        udf, embedding = self.decode_stacks(enc, ndc, [last] if last_only else list(range(last + 1)),
+                                            last if fine else None)
         out = {"udf": udf, "anchors": enc.anchors}
         if fine:
             out["udf_fine"] = self.fine_from_embedding(enc, ndc, embedding)

@@ -55,21 +55,63 @@ class Decoder(nn.Module):
     def embed_dim(self) -> int:
         return self.hidden[self.embed_layer].out_features
 
+    @property
+    def projection_width(self) -> int:
+        """Width of :meth:`project`'s output: every layer's share of the input (the first
+        layer's whole width, then each later layer's skip part, then the output's)."""
+        return sum(layer.out_features for layer in self.hidden) + 1
+
+    def projection(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight (projection_width, in_dim), bias (projection_width,)) of :meth:`project`.
+
+        Layer i > 0 reads ``cat([h, x])``, i.e. ``W_h h + W_x x + b``: the ``W_x x + b`` terms
+        of all layers (and the first layer's whole ``W x + b``) are one matrix product,
+        instead of a concatenation and a product per layer."""
+        widths = [layer.out_features for layer in self.hidden]
+        weights = [self.hidden[0].weight] + [layer.weight[:, w:] for layer, w in zip(self.hidden[1:], widths)]
+        weights.append(self.out.weight[:, widths[-1]:])
+        return torch.cat(weights, dim=0), torch.cat([layer.bias for layer in self.hidden] + [self.out.bias])
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Every layer's input term at once: (B, N, in_dim) -> (B, N, projection_width).
+
+        Linear in ``x``: a caller may project parts of the input columns separately with
+        :meth:`projection`'s columns and sum them (the bias once), so a part shared by
+        several inputs is projected once (``AnchorUDF.decode_stacks``)."""
+        weight, bias = self.projection()
+        return F.linear(x, weight, bias)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_embedding(x)[0]
 
     def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(distances (B, N), the activation of hidden layer :attr:`embed_layer` (B, N, embed_dim)).
 
-        The distances are exactly those of :meth:`forward` (the same operations)."""
-        h = x
-        embedding = x
+        The layers one by one on ``cat([h, x])``, as the network is defined. The distances
+        are exactly those of :meth:`forward` (the same operations)."""
+        h, embedding = x, x
         for i, layer in enumerate(self.hidden):
             h = F.leaky_relu(layer(h if i == 0 else torch.cat([h, x], dim=-1)), 0.2)
             if i == self.embed_layer:
                 embedding = h
-        y = self.out(torch.cat([h, x], dim=-1)).squeeze(-1)
-        return self.activate(y), embedding
+        return self.activate(self.out(torch.cat([h, x], dim=-1)).squeeze(-1)), embedding
+
+    def from_projection(self, proj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward_with_embedding` from the input's :meth:`project` (B, N, projection_width).
+
+        The same function as the layers applied to ``cat([h, x])`` (the sums are grouped
+        differently: equal up to float rounding). Cheaper when several inputs share part of
+        their columns (``AnchorUDF.decode_stacks``)."""
+        # One split (its backward is one concatenation; slicing would zero-fill a
+        # projection-sized gradient per slice).
+        terms = proj.split([layer.out_features for layer in self.hidden] + [1], dim=-1)
+        h, embedding = None, None
+        for i, (layer, term) in enumerate(zip(self.hidden, terms)):
+            h = F.leaky_relu(term if i == 0 else term + F.linear(h, layer.weight[:, :h.shape[-1]]), 0.2)
+            if i == self.embed_layer:
+                embedding = h
+        y = terms[-1] + F.linear(h, self.out.weight[:, :h.shape[-1]])
+        return self.activate(y.squeeze(-1)), embedding
 
     def activate(self, y: torch.Tensor) -> torch.Tensor:
         """The output activation keeping distances >= 0."""

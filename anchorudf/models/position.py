@@ -167,6 +167,14 @@ class PositionCNN(nn.Module):
         self.out = nn.Conv3d(level_widths[0], out_channels, 3, padding=1)
 
     def forward(self, occupancy: torch.Tensor) -> torch.Tensor:
+        if occupancy.device.type == "cpu":
+            # oneDNN's 3D convolutions run about 1.5x faster channels-last (measured, fwd + bwd
+            # at 16^3); the result goes back to the standard layout for the samplers.
+            out = self._forward(occupancy.contiguous(memory_format=torch.channels_last_3d))
+            return out.contiguous()
+        return self._forward(occupancy)
+
+    def _forward(self, occupancy: torch.Tensor) -> torch.Tensor:
         if self.levels == 0:
             return self.net(occupancy)
         skips: list[torch.Tensor] = []

@@ -46,14 +46,18 @@ def anchor_chamfer(pred: torch.Tensor, target: torch.Tensor, chunk: int = 512) -
 
     pred: (B, K, 3), target: (B, M, 3) anchors in NDC (K and M may differ). Returns
     mean_k min_m |p_k - t_m|^2 + mean_m min_k |p_k - t_m|^2, averaged over the batch.
-    Differences are formed explicitly (no |a|^2 + |b|^2 - 2ab cancellation), ``chunk``
-    rows at a time to bound memory.
+    Differences are formed explicitly (no |a|^2 + |b|^2 - 2ab cancellation): with at most
+    ``chunk`` predicted anchors as one (B, K, M) matrix whose minima serve both directions,
+    else ``chunk`` rows at a time per direction to bound memory.
     """
     if pred.dim() != 3 or target.dim() != 3 or pred.shape[-1] != 3 or target.shape[-1] != 3 \
             or pred.shape[0] != target.shape[0]:
         raise ValueError(f"anchor_chamfer: expected (B, K, 3) and (B, M, 3), got "
                          f"{tuple(pred.shape)} and {tuple(target.shape)}")
     pred, target = pred.float(), target.float()
+    if pred.shape[1] <= chunk:  # one (B, K, M) matrix serves both directions
+        d = (pred[:, :, None, :] - target[:, None, :, :]).pow(2).sum(-1)
+        return d.min(dim=2).values.mean() + d.min(dim=1).values.mean()
     return _nearest_sq(pred, target, chunk).mean() + _nearest_sq(target, pred, chunk).mean()
 
 
