@@ -206,23 +206,21 @@ class AnchorUDF(nn.Module):
         features (the anchored volume's trilinear sample, xyz) are the same for every stack:
         they are sampled once. With several stacks (the main training phase's deep
         supervision) the decoder's input projection is also split (:meth:`Decoder.projection`,
-        it is linear): the point features' share is projected once and each stack adds its
+        it is linear; :meth:`Decoder.from_projection`): the point features' share is projected once and each stack adds its
         image features' share in one GEMM. One stack (the GDA phase, inference) goes through
         the layers one by one, which is faster there (measured: the projection's wide
         intermediates cost more than they save in a double backward). Either way the same
         function as :meth:`decode_stacks_reference`, up to float rounding."""
+        if len(stacks) == 1:
+            y, embedding = self.decoder.forward_with_embedding(self.decoder_input(enc, points, stacks[0]))
+            return [y], embedding if stacks[0] == embed_stack else None
         c = enc.features[0].shape[1]
         dtype = torch.promote_types(enc.features[0].dtype, torch.float32)  # the image features' (sampling)
-        pos = self.point_features(enc, points).to(dtype)
-        udf, embedding = [], None
-        if len(stacks) == 1:
-            image = sample_image_features(enc.features[stacks[0]], points, gather=self._gather())
-            y, embedding = self.decoder.forward_with_embedding(torch.cat([image, pos], dim=-1))
-            return [y], embedding if stacks[0] == embed_stack else None
         weight, bias = self.decoder.projection()
-        shared = F.linear(pos, weight[:, c:], bias)
+        shared = F.linear(self.point_features(enc, points).to(dtype), weight[:, c:], bias)
         width = shared.shape[-1]
         shared_2d, weight_image = shared.reshape(-1, width), weight[:, :c].t()
+        udf, embedding = [], None
         for s in stacks:
             image = sample_image_features(enc.features[s], points, gather=self._gather())
             # shared + image @ W_image^T as one GEMM (its beta = 1 add)

@@ -55,31 +55,19 @@ class Decoder(nn.Module):
     def embed_dim(self) -> int:
         return self.hidden[self.embed_layer].out_features
 
-    @property
-    def projection_width(self) -> int:
-        """Width of :meth:`project`'s output: every layer's share of the input (the first
-        layer's whole width, then each later layer's skip part, then the output's)."""
-        return sum(layer.out_features for layer in self.hidden) + 1
-
     def projection(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(weight (projection_width, in_dim), bias (projection_width,)) of :meth:`project`.
+        """(weight (T, in_dim), bias (T,)) of the input projection, T = sum(widths) + 1.
 
         Layer i > 0 reads ``cat([h, x])``, i.e. ``W_h h + W_x x + b``: the ``W_x x + b`` terms
         of all layers (and the first layer's whole ``W x + b``) are one matrix product,
-        instead of a concatenation and a product per layer."""
+        ``F.linear(x, weight, bias)``, instead of a concatenation and a product per layer.
+        It is linear in ``x``: parts of the input columns may be projected separately and
+        summed (the bias once), so a part shared by several inputs is projected once
+        (``AnchorUDF.decode_stacks``)."""
         widths = [layer.out_features for layer in self.hidden]
         weights = [self.hidden[0].weight] + [layer.weight[:, w:] for layer, w in zip(self.hidden[1:], widths)]
         weights.append(self.out.weight[:, widths[-1]:])
         return torch.cat(weights, dim=0), torch.cat([layer.bias for layer in self.hidden] + [self.out.bias])
-
-    def project(self, x: torch.Tensor) -> torch.Tensor:
-        """Every layer's input term at once: (B, N, in_dim) -> (B, N, projection_width).
-
-        Linear in ``x``: a caller may project parts of the input columns separately with
-        :meth:`projection`'s columns and sum them (the bias once), so a part shared by
-        several inputs is projected once (``AnchorUDF.decode_stacks``)."""
-        weight, bias = self.projection()
-        return F.linear(x, weight, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_embedding(x)[0]
@@ -97,7 +85,7 @@ class Decoder(nn.Module):
         return self.activate(self.out(torch.cat([h, x], dim=-1)).squeeze(-1)), embedding
 
     def from_projection(self, proj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`forward_with_embedding` from the input's :meth:`project` (B, N, projection_width).
+        """:meth:`forward_with_embedding` from the input's projection (B, N, T) (:meth:`projection`).
 
         The same function as the layers applied to ``cat([h, x])`` (the sums are grouped
         differently: equal up to float rounding). Cheaper when several inputs share part of
