@@ -175,6 +175,9 @@ class TrainConfig:
     scale_jitter: float = _f(0.05, "max relative scale augmentation", lo=0.0, hi=0.5)
     shift_jitter: float = _f(0.05, "max shift augmentation, NDC units", lo=0.0, hi=0.5)
     rotate_jitter: float = _f(0.0, "max in-plane rotation augmentation, degrees (camera roll)", lo=0.0, hi=90.0)
+    ema: float = _f(0.0, "decay of an exponential moving average of the weights, updated every step; the "
+                         "exported model/ holds the average, model_raw/ the optimizer's weights; 0 = off",
+                    lo=0.0, hi=0.99999)
     amp: bool = _f(True, "mixed precision on CUDA (ignored on CPU)")
     ckpt_every: int = _f(500, "checkpoint every N steps", lo=1)
     resume: Literal["auto", "never"] = _f("auto", "auto = continue from the latest checkpoint in the run dir")

@@ -150,6 +150,61 @@ def test_resume_matches_uninterrupted(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-7)
 
 
+def test_ema_is_the_running_average_of_the_optimizer_weights(tmp_path):
+    """train.ema: model/ holds the exponential moving average (first update = a copy, then
+    avg <- d avg + (1 - d) w after every step, every parameter and buffer), model_raw/ the
+    optimizer's weights; without train.ema there is no model_raw/."""
+    decay = 0.6
+    p = tiny_params("train.steps=3", "train.gda_steps=1", f"train.ema={decay}")
+    trainer = Trainer(__import__("anchorudf.models.anchorudf", fromlist=["AnchorUDF"]).AnchorUDF(
+        p.model, p.anchors.count, p.render.size), p.train, torch.device("cpu"))
+    from torch.utils.data import default_collate
+
+    data = dataset(p)
+    expected = None
+    for step in range(4):
+        trainer.prepare(step)
+        trainer.train_step(default_collate([data[(step, i)] for i in range(2)]))
+        now = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+        expected = now if expected is None else {k: decay * expected[k] + (1 - decay) * now[k] for k in now}
+    averaged = trainer.final_model().state_dict()
+    assert averaged.keys() == expected.keys()
+    for k in expected:
+        torch.testing.assert_close(averaged[k], expected[k], rtol=1e-6, atol=1e-7)
+    assert any(not torch.equal(averaged[k], trainer.model.state_dict()[k]) for k in expected)
+
+    # The same through train(): model/ = the average, model_raw/ = the last weights.
+    train(p, dataset(p), tmp_path / "ema")
+    avg, raw = weights(tmp_path / "ema" / "model"), weights(tmp_path / "ema" / "model_raw")
+    assert avg.keys() == raw.keys() and any(not torch.equal(avg[k], raw[k]) for k in avg)
+    plain = tiny_params("train.steps=3", "train.gda_steps=1")
+    train(plain, dataset(plain), tmp_path / "plain")
+    assert not (tmp_path / "plain" / "model_raw").exists()
+    for k, v in weights(tmp_path / "plain" / "model").items():  # the EMA never feeds back
+        torch.testing.assert_close(raw[k], v, rtol=0, atol=1e-7)
+
+
+def test_ema_resumes_exactly_and_a_checkpoint_without_it_is_refused(tmp_path):
+    from anchorudf.errors import CheckpointError
+
+    p = tiny_params("train.steps=2", "train.gda_steps=2", "train.ckpt_every=2", "train.ema=0.7")
+    train(p, dataset(p), tmp_path / "full")
+    train(p, dataset(p), tmp_path / "cut", max_steps=2)
+    train(p, dataset(p), tmp_path / "cut")  # resume: auto, the average comes back too
+    for name in ("model", "model_raw"):
+        a, b = weights(tmp_path / "full" / name), weights(tmp_path / "cut" / name)
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-7)
+    from anchorudf.models.anchorudf import AnchorUDF
+
+    trainer = Trainer(AnchorUDF(p.model, p.anchors.count, p.render.size), p.train, torch.device("cpu"))
+    with pytest.raises(CheckpointError, match="optimizer.pt: holds no weight average"):
+        trainer.load_extra_state({}, "run/optimizer.pt")
+    with pytest.raises(CheckpointError, match="does not fit"):
+        trainer.load_extra_state({"ema": {"module.nope": torch.zeros(1), "n_averaged": torch.tensor(1)}},
+                                 "run/optimizer.pt")
+
+
 def test_init_starts_a_new_run_from_given_weights(tmp_path):
     """train.init: a new run starts from a model folder's weights (fine-tuning). In a GDA-only
     run the encoders are frozen, so they stay exactly the init's; without init they are the

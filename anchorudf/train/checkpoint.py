@@ -10,7 +10,9 @@ On disk (every file written atomically, every folder renamed into place when com
                                      /checksums.json      sha256 of the three files above
     run_dir/checkpoints/latest.json                       {"step": N, "path": "step_0000000N"}
     run_dir/model/model.safetensors + config.json          the final model, for inference
-                 /checksums.json
+                 /checksums.json                          (the weight average with train.ema)
+    run_dir/model_raw/                                     with train.ema: the optimizer's
+                                                          final weights, same layout
     run_dir/previous/0003-step_00001800-1a2b3c4d/         an earlier run, moved aside by
                  checkpoints/, model/                     :func:`move_run_aside`
 
@@ -49,7 +51,7 @@ KEEP_PREVIOUS = 2
 # Names of our temporary folders/files: tempfile.mkdtemp(prefix=".<final name>.") in
 # save_checkpoint / export_model (+ ".old" while replacing), atomic_path's ".<name>.*".
 _STEP_TEMP = re.compile(r"\.step_\d{8}\..+")
-_MODEL_TEMP = re.compile(r"\.model\..+")
+_MODEL_TEMP = re.compile(r"\.model(_raw)?\..+")
 _LATEST_TEMP = re.compile(r"\.latest\.json\..+")
 
 
@@ -174,7 +176,7 @@ def move_run_aside(run_dir: Path, label: str, keep: int = KEEP_PREVIOUS) -> tupl
     numbers = [int(p.name[:4]) for p in prev.iterdir() if p.is_dir() and re.match(r"\d{4}-", p.name)]
     dest = prev / f"{max(numbers, default=0) + 1:04d}-{label}"
     dest.mkdir()
-    for name in ("checkpoints", "model"):
+    for name in ("checkpoints", "model", "model_raw"):
         if (Path(run_dir) / name).exists():
             os.replace(Path(run_dir) / name, dest / name)
     runs = sorted(p for p in prev.iterdir() if p.is_dir() and re.match(r"\d{4}-", p.name))

@@ -97,6 +97,13 @@ class Trainer:
         self.phase: str | None = None
         self.net = self.model
         self.step = 0
+        #: Exponential moving average of the weights (train.ema > 0): torch's AveragedModel,
+        #: updated after every optimiser step (its first update copies the weights).
+        self.ema = None
+        if cfg.ema > 0:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
         self.prepare(0)
 
     # -- state -------------------------------------------------------------------------
@@ -124,11 +131,42 @@ class Trainer:
         torch.manual_seed(step_seed(self.cfg.seed, step))
 
     def extra_state(self) -> dict[str, Any]:
-        return {"scaler": self.scaler.state_dict()} if self.scaler is not None else {}
+        extra: dict[str, Any] = {}
+        if self.scaler is not None:
+            extra["scaler"] = self.scaler.state_dict()
+        if self.ema is not None:
+            extra["ema"] = self.ema.state_dict()
+        return extra
 
-    def load_extra_state(self, extra: dict[str, Any]) -> None:
+    def load_extra_state(self, extra: dict[str, Any], source: str = "checkpoint", coarse: bool = False) -> None:
+        """Restore what :meth:`extra_state` saved. ``coarse``: the state is a coarse run's,
+        continued as an HD model: the average's coarse weights are restored, its fine ones
+        start from the model's (as the optimizer's fine state starts empty)."""
         if self.scaler is not None and "scaler" in extra:
             self.scaler.load_state_dict(extra["scaler"])
+        if self.ema is None:
+            return
+        from anchorudf.errors import CheckpointError
+
+        state = extra.get("ema")
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{source}: holds no weight average, but train.ema is {self.cfg.ema}")
+        try:
+            if coarse:
+                own = self.ema.state_dict()
+                unknown = sorted(set(state) - set(own))
+                if unknown:
+                    raise KeyError(f"unexpected {unknown[:3]}")
+                own.update(state)
+                state = own
+            self.ema.load_state_dict(state)
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{source}: its weight average does not fit the model ({exc})") from None
+
+    def final_model(self) -> AnchorUDF:
+        """The model training exports as ``model/``: the weight average (train.ema), else
+        the optimizer's weights."""
+        return self.ema.module if self.ema is not None else self.model
 
     # -- steps -------------------------------------------------------------------------
     def _to_device(self, batch: dict) -> dict:
@@ -225,6 +263,8 @@ class Trainer:
         else:
             loss.backward()
             self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         out = {k: float(v) for k, v in metrics.items()}
         out["lr"] = self.optimizer.param_groups[0]["lr"]
         self.step += 1
@@ -438,7 +478,7 @@ def _resume(trainer: Trainer, params: Params, run_dir: Path) -> int:
         warnings.warn(f"{folder}: a coarse run of these params (step {step}): continuing it as "
                       f"AnchorUDF-HD, through the HD phase (train.hd_steps {params.train.hd_steps})",
                       stacklevel=3)
-    trainer.load_extra_state(meta["extra"])
+    trainer.load_extra_state(meta["extra"], str(folder / "optimizer.pt"), coarse=coarse)
     return step
 
 
@@ -531,13 +571,15 @@ def run_training(params: Params, dataset: Dataset, run_dir: Path, dist: DistInfo
                 _checkpoint(trainer, params, run_dir, dist, step)
         if step == total:
             if dist.main:
-                export_model(run_dir / "model", trainer.model, params, step)
+                if trainer.ema is not None:
+                    export_model(run_dir / "model_raw", trainer.model, params, step)
+                export_model(run_dir / "model", trainer.final_model(), params, step)
             barrier(dist)
         final = {**final, "step": float(step),
                  "seconds_per_step": (time.perf_counter() - t0) / max(step - start, 1)}
     finally:
         logger.close(final)
-    return final, trainer.model
+    return final, trainer.final_model()
 
 
 def train(params: Params, dataset: Dataset, run_dir: Path, *, max_steps: int | None = None,
