@@ -342,6 +342,19 @@ def test_a_finished_coarse_run_continues_into_the_hd_phase_exactly(tmp_path):
         train(other, dataset(other), tmp_path / "run")
 
 
+def test_a_coarse_run_with_a_weight_average_continues_into_the_hd_phase_exactly(tmp_path):
+    """train.ema: the coarse run's average carries into the HD model (its fine weights
+    start from the model's, frozen until the HD phase), as in an uninterrupted HD run."""
+    base = ["train.steps=2", "train.gda_steps=1", "train.hd_steps=2", "train.ema=0.5"]
+    coarse, hd = tiny_params(*base), tiny_params(*HD, *base)
+    train(coarse, dataset(coarse), tmp_path / "run")
+    with pytest.warns(UserWarning, match="continuing it as AnchorUDF-HD"):
+        train(hd, dataset(hd), tmp_path / "run")
+    train(hd, dataset(hd), tmp_path / "fresh")
+    for name in ("model", "model_raw"):
+        assert_same_weights(tmp_path / "fresh" / name, tmp_path / "run" / name)
+
+
 def test_cli_synthetic_training_runs_the_hd_phase(tmp_path):
     from typer.testing import CliRunner
 
