@@ -3,6 +3,9 @@
 # at decays 0.995 / 0.998 / 0.999 beside the optimizer's weights; every model scored by the
 # evaluate stage (dense points; no mesh, no baselines). Run from the repository root after
 # `dvc repro anchors` (the default garment set in data/). Writes runs/ema/s<seed>/.
+# Run on 2026-12-01 for seed 0 only, stopped after raw / 0.998 / 0.999 were scored (no gain:
+# README, "a weight average"); s0/<variant>/ here are copies of runs/ema/s0/metrics_*.json and
+# eval_*/views.csv, s0/train/ of the run's dvclive curves.
 set -euo pipefail
 SEEDS=${SEEDS:-"0 1 2"}
 for k in $SEEDS; do
