@@ -149,8 +149,8 @@ class TrainConfig:
 
     seed: int = _f(0, "seed of initialisation, data order, point draws and augmentation", lo=0)
     device: Literal["auto", "cpu", "cuda"] = _f("auto", "auto = CUDA when present, else CPU")
-    steps: int = _f(2800, "optimisation steps of the main phase", lo=0)
-    gda_steps: int = _f(350, "final steps with L_gda, encoders frozen (paper: last 10 epochs)", lo=0)
+    steps: int = _f(3100, "optimisation steps of the main phase", lo=0)
+    gda_steps: int = _f(390, "final steps with L_gda, encoders frozen (paper: last 10 epochs)", lo=0)
     hd_steps: int = _f(600, "steps of the HD phase after steps + gda_steps, L_udf + L_gda on the fine "
                             "output (model.hd_enabled only; paper: 15 epochs)", lo=0)
     hd_train: Literal["all", "fine"] = _f("all", "HD phase trains: all = the whole model (the paper; the coarse "

@@ -70,15 +70,23 @@ def plot(runs: dict[int, list[dict]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    # run.json "curve": false marks runs of another step cost (the same minutes buy other
+    # steps): drawn as their own markers, not joined to the step-scaled curve.
+    curve = {t: g for t, g in runs.items() if g[0].get("curve", True)}
+    others = {t: g for t, g in runs.items() if not g[0].get("curve", True)}
     for split, key, style in (("test", "paper_chamfer_1e3", "o-"), ("test", "paper_p2s_1e3", "s--"),
                               ("shifted", "paper_chamfer_1e3", "o-"), ("shifted", "paper_p2s_1e3", "s--")):
-        x = [statistics.mean(r["train_minutes"] for r in g) for g in runs.values()]
-        ys = [[r[split][key] for r in g] for g in runs.values()]
-        y = [statistics.mean(v) for v in ys]
-        err = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in ys]
         colour = "tab:blue" if split == "test" else "tab:orange"
         label = f"{'default test' if split == 'test' else 'style-shifted'}: {'Chamfer' if 'chamfer' in key else 'P2S'}"
-        ax.errorbar(x, y, yerr=err, fmt=style, color=colour, capsize=3, label=label)
+        for groups, fmt, tag in ((curve, style, ""), (others, "D" if "chamfer" in key else "d", " (this version)")):
+            if not groups:
+                continue
+            x = [statistics.mean(r["train_minutes"] for r in g) for g in groups.values()]
+            ys = [[r[split][key] for r in g] for g in groups.values()]
+            y = [statistics.mean(v) for v in ys]
+            err = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in ys]
+            ax.errorbar(x, y, yerr=err, fmt=fmt, color=colour, capsize=3, label=label + tag,
+                        mfc="none" if tag else colour)
     ax.set_xscale("log")
     ax.set_xlabel("training, minutes of a 2-core CPU (log)")
     ax.set_ylabel("dense points, paper metric x1e-3")
