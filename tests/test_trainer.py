@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from anchorudf.config import load_params
+from anchorudf.models.anchorudf import AnchorUDF
 from anchorudf.models.checkpoint import load_model
 from anchorudf.train.checkpoint import latest_checkpoint
 from anchorudf.train.sampler import StepBatchSampler
@@ -89,7 +90,6 @@ def test_synthetic_items_follow_the_schema():
 
 def test_gda_phase_freezes_encoders_and_trains_decoder():
     p = tiny_params("train.steps=0", "train.gda_steps=1", "model.norm=batch")
-    from anchorudf.models.anchorudf import AnchorUDF
     from torch.utils.data import default_collate
 
     torch.manual_seed(0)
@@ -156,8 +156,7 @@ def test_ema_is_the_running_average_of_the_optimizer_weights(tmp_path):
     optimizer's weights; without train.ema there is no model_raw/."""
     decay = 0.6
     p = tiny_params("train.steps=3", "train.gda_steps=1", f"train.ema={decay}")
-    trainer = Trainer(__import__("anchorudf.models.anchorudf", fromlist=["AnchorUDF"]).AnchorUDF(
-        p.model, p.anchors.count, p.render.size), p.train, torch.device("cpu"))
+    trainer = Trainer(AnchorUDF(p.model, p.anchors.count, p.render.size), p.train, torch.device("cpu"))
     from torch.utils.data import default_collate
 
     data = dataset(p)
@@ -195,8 +194,6 @@ def test_ema_resumes_exactly_and_a_checkpoint_without_it_is_refused(tmp_path):
         a, b = weights(tmp_path / "full" / name), weights(tmp_path / "cut" / name)
         for k in a:
             torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-7)
-    from anchorudf.models.anchorudf import AnchorUDF
-
     trainer = Trainer(AnchorUDF(p.model, p.anchors.count, p.render.size), p.train, torch.device("cpu"))
     with pytest.raises(CheckpointError, match="optimizer.pt: holds no weight average"):
         trainer.load_extra_state({}, "run/optimizer.pt")
@@ -211,7 +208,6 @@ def test_init_starts_a_new_run_from_given_weights(tmp_path):
     seed's random ones. A folder for another architecture is one CheckpointError naming its
     weights file; a missing folder names train.init."""
     from anchorudf.errors import CheckpointError
-    from anchorudf.models.anchorudf import AnchorUDF
     from anchorudf.train.trainer import init_weights
 
     p = tiny_params("train.steps=2", "train.gda_steps=0")

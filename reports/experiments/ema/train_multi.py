@@ -45,9 +45,12 @@ def main() -> None:
         return out
 
     def patched_final(self):
-        if self.step == T.total_steps_of_run:  # called at export time only
+        # run_training asks for the final model at export and again for its return value:
+        # the extra averages are written once, at the export of a finished run.
+        if self.step == T.total_steps_of_run and not getattr(self, "extras_exported", False):
             for d, ema in self.extra_emas.items():
                 export_model(Path(run_dir) / f"model_ema{d}", ema.module, None, self.step)
+            self.extras_exported = True
         return final(self)
 
     T.Trainer.__init__, T.Trainer.train_step, T.Trainer.final_model = patched_init, patched_step, patched_final
