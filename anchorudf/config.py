@@ -66,6 +66,9 @@ class GarmentsConfig:
     shifted_count: int = _f(12, "extra style-shifted test garments (source=default): split `shifted`, "
                             "poses, lengths and fits outside the training ranges, untextured grey; "
                             "evaluated beside the test split, never trained on", lo=0, hi=100000)
+    extra_train: int = _f(0, "extra training garments (source=default) on bodies of their own, from the "
+                          "same ranges as `count`'s, after the shifted ones: a wider training world with "
+                          "the same test and shifted garments", lo=0, hi=100000)
     categories: list[str] = _f(list(CATEGORIES), "categories to generate (default; also dress, vest, cape, hoodie) "
                                                  "or keep (user data)",
                                nonempty=True)

@@ -93,6 +93,28 @@ def test_plan_shifted_garments_are_outside_the_training_ranges():
         plan_garments(6, list(CATEGORIES), 0, 0.2, -1)
 
 
+def test_plan_extra_training_garments_leave_the_test_and_shifted_sets_alone():
+    from anchorudf.data.anny.body import POSES
+    from anchorudf.data.anny.plan import FIT_RANGE
+
+    base = plan_garments(60, list(CATEGORIES), seed=0, test_fraction=0.2, shifted_count=12)
+    specs = plan_garments(60, list(CATEGORIES), seed=0, test_fraction=0.2, shifted_count=12, extra_train=30)
+    assert specs[:72] == base  # every default and shifted garment as it was
+    extra = specs[72:]
+    assert len(extra) == 30 and extra[0].garment_id == "tshirt_0072" and extra[-1].garment_id == "skirt_0101"
+    assert [s.category for s in extra] == [CATEGORIES[i % 6] for i in range(30)]
+    assert {s.split for s in extra} == {"train"} and len({s.garment_id for s in specs}) == 102
+    assert not {s.body_id for s in extra} & {s.body_id for s in base}  # bodies of their own
+    assert len({s.body_id for s in extra}) == 15  # a top and a bottom each
+    assert {s.pose for s in extra} <= set(POSES)  # the training ranges, not the shifted ones
+    assert all(FIT_RANGE[0] <= s.fit <= FIT_RANGE[1] and 0 <= s.length <= 1 for s in extra)
+    assert len({(s.phenotype, s.fit, s.length) for s in extra + base}) == 102  # new draws, not copies
+    assert plan_garments(60, list(CATEGORIES), 0, 0.2, 0, 30)[:60] == base[:60]
+    assert plan_garments(60, list(CATEGORIES), 0, 0.2, 12, 30) == specs
+    with pytest.raises(ValueError, match="extra_train"):
+        plan_garments(6, list(CATEGORIES), 0, 0.2, 0, -1)
+
+
 def test_plan_edge_cases():
     assert {s.split for s in plan_garments(12, list(CATEGORIES), 0, 0.0)} == {"train"}
     assert [s.split for s in plan_garments(1, ["skirt"], 0, 0.2)] == ["train"]

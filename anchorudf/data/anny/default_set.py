@@ -5,8 +5,9 @@ body (:mod:`anchorudf.data.anny.garments`), normalises it to the garment frame (
 box centred, largest extent 1, +Y up), saves it, and writes ``manifest.csv`` /
 ``rejects.csv`` (:mod:`anchorudf.data.manifest`) and ``diversity.csv``
 (:mod:`anchorudf.data.diversity`). Besides train and test, ``garments.shifted_count``
-style-shifted garments (split ``shifted``) are generated for evaluation only. Same params,
-same bytes.
+style-shifted garments (split ``shifted``) are generated for evaluation only, and
+``garments.extra_train`` more training garments (0 by default) widen the training world
+without changing the test and shifted garments. Same params, same bytes.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def build_default_set(cfg: GarmentsConfig, out: Path) -> dict:
     from anchorudf.utils.parallel import run_per_garment
 
     out = Path(out)
-    specs = plan_garments(cfg.count, list(cfg.categories), cfg.seed, cfg.test_fraction, cfg.shifted_count)
+    specs = plan_garments(cfg.count, list(cfg.categories), cfg.seed, cfg.test_fraction, cfg.shifted_count,
+                          cfg.extra_train)
     tasks = {spec.garment_id: (spec, str(cfg.anny_cache)) for spec in specs}
     made, failed = run_per_garment(_generate_one, tasks, cfg.workers, "garments",
                                    initializer=_load_body, initargs=(str(cfg.anny_cache),))

@@ -152,9 +152,10 @@ def _garment_params(rng: np.random.Generator, category: str, shifted: bool = Fal
 
 
 def plan_garments(count: int, categories: list[str], seed: int, test_fraction: float,
-                  shifted_count: int = 0) -> list[GarmentSpec]:
+                  shifted_count: int = 0, extra_train: int = 0) -> list[GarmentSpec]:
     """Plan ``count`` garments, categories round-robin, a top and a bottom per body, then
-    ``shifted_count`` style-shifted evaluation garments.
+    ``shifted_count`` style-shifted evaluation garments, then ``extra_train`` more
+    training garments.
 
     Garment ``i`` has category ``categories[i % len(categories)]`` and id
     ``f"{category}_{i:04d}"``; it is worn by the first body that has no garment of its
@@ -164,13 +165,19 @@ def plan_garments(count: int, categories: list[str], seed: int, test_fraction: f
     test. The shifted garments come after (ids go on from ``count``, categories
     round-robin again) on bodies of their own, with split ``shifted``: poses of
     ``SHIFTED_POSES``, lengths in ``SHIFTED_LENGTHS`` and fits in ``SHIFTED_FITS``
-    (all outside the ranges the others draw from) and untextured grey cloth.
-    Deterministic in ``seed``; the first ``count`` specs do not depend on ``shifted_count``.
+    (all outside the ranges the others draw from) and untextured grey cloth. The extra
+    training garments come last (ids go on from ``count + shifted_count``), drawn from the
+    same ranges as the first ``count`` on bodies of their own, all split ``train``: they
+    widen the training world without changing a test or shifted garment.
+    Deterministic in ``seed``; the first ``count`` specs do not depend on ``shifted_count``
+    or ``extra_train``, the shifted ones not on ``extra_train``.
     """
     if count < 1:
         raise ValueError(f"garments.count must be >= 1, got {count}")
     if shifted_count < 0:
         raise ValueError(f"garments.shifted_count must be >= 0, got {shifted_count}")
+    if extra_train < 0:
+        raise ValueError(f"garments.extra_train must be >= 0, got {extra_train}")
     bad = [c for c in categories if c not in GENERATOR_CATEGORIES]
     if not categories or bad:
         raise ValueError(f"garments.categories: unknown {bad or 'empty list'}; expected some of {GENERATOR_CATEGORIES}")
@@ -196,6 +203,15 @@ def plan_garments(count: int, categories: list[str], seed: int, test_fraction: f
             seed=int(np.random.SeedSequence([int(seed), 7, k]).generate_state(1)[0]),
             **_body_params(_rng(seed, 5, shifted_body[k]), shifted=True, pose_index=shifted_body[k]),
             **_garment_params(_rng(seed, 6, k), c, shifted=True)))
+    extra_cats = [categories[k % len(categories)] for k in range(extra_train)]
+    extra_body, n_extra = _assign_bodies(extra_cats)
+    first_body = n_bodies + (max(shifted_body) + 1 if shifted_body else 0)
+    for k, c in enumerate(extra_cats):
+        i, b = count + shifted_count + k, first_body + extra_body[k]
+        specs.append(GarmentSpec(
+            garment_id=f"{c}_{i:04d}", category=c, body_id=f"body_{b:04d}", split="train",
+            seed=int(np.random.SeedSequence([int(seed), 8, k]).generate_state(1)[0]),
+            **_body_params(_rng(seed, 9, extra_body[k])), **_garment_params(_rng(seed, 10, k), c)))
     return specs
 
 
