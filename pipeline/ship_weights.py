@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = int(live.get("step", meta["step"]))
     minutes = a.train_minutes or round(steps * float(live["final/seconds_per_step"]) / 60.0, 1)
     recipe = {"params_file": str(a.params), "steps": steps, "train_minutes": minutes, "machine": a.machine,
-              "command": f"anchorudf train --params {a.params} --data data --run-dir runs/{a.run_name}/train "
+              "command": f"anchorudf train --params {a.params} --data {a.data} --run-dir runs/{a.run_name}/train "
                          f"--live-dir runs/{a.run_name}/live",
               "params_sha256": hashlib.sha256(a.params.read_bytes()).hexdigest(),
               "final_train": {k: live.get(f"final/{k}") for k in ("udf", "anchor_chamfer", "gda")}}
@@ -181,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         "sha256": {name: sha256_file(a.out / name) for name in files},
         "recipe": recipe,
         "data": {"description": f"the embedded default garment set (garments.count {p.garments.count}, "
-                               f"shifted_count {p.garments.shifted_count}, seed {p.garments.seed})",
+                               f"shifted_count {p.garments.shifted_count}, seed {p.garments.seed})"
+                               + (f" with {p.garments.extra_train} extra training garments of the same "
+                                  f"generator (garments.extra_train; same test and shifted garments)"
+                                  if p.garments.extra_train else ""),
                  "manifest_sha256": sha256_file(manifest),
                  "garments": int(len(read_manifest(a.data / "garments")))},
         "metrics": _scores(json.loads(a.metrics.read_text())),

@@ -99,11 +99,16 @@ def test_default_garments_are_byte_identical_across_runs_and_worker_counts(tmp_p
     from anchorudf.config import load_params
 
     for name, workers in (("a", 1), ("b", 2)):  # in this process, then in 2 worker processes
-        p = load_params(None, ["garments.count=6", "garments.shifted_count=3", f"garments.anny_cache={anny_cache}",
-                               f"garments.workers={workers}"])
+        p = load_params(None, ["garments.count=6", "garments.shifted_count=3", "garments.extra_train=2",
+                               f"garments.anny_cache={anny_cache}", f"garments.workers={workers}"])
         stages.garments(p, tmp_path / name, report=tmp_path / f"{name}.json")
     first, second = _tree_bytes(tmp_path / "a"), _tree_bytes(tmp_path / "b")
-    assert len([k for k in first if k.startswith("meshes/")]) == 9  # 6 train/test + 3 style-shifted
+    assert len([k for k in first if k.startswith("meshes/")]) == 11  # 6 train/test + 3 style-shifted + 2 extra
+    from anchorudf.data.manifest import read_manifest
+
+    rows = read_manifest(tmp_path / "a")
+    extra = rows[rows["id"].isin(["tshirt_0009", "longsleeve_0010"])]  # ids after the shifted ones
+    assert len(extra) == 2 and set(extra["split"]) == {"train"}
     assert first == second
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
     # every stored coordinate is on the grid
