@@ -1,16 +1,19 @@
 """Package a trained model as the shipped weights (``anchorudf/weights/``).
 
-Usage, on a machine that ran ``dvc repro`` (``data/`` holds the default garment set's
-garments, render and cache) and trained and evaluated the shipped recipe::
+Usage (the shipped recipe's data root is ``runs/wide/data``: the default garment set
+with ``garments.extra_train`` more training garments; the test and shifted garments are
+the default set's, so ``reports/metrics.json`` is the baseline on the same views)::
 
-    anchorudf train --params pipeline/presets/shipped.yaml --data data \\
-        --run-dir runs/shipped/train --live-dir runs/shipped/live
-    anchorudf evaluate --params pipeline/presets/shipped.yaml --data data \\
-        --model runs/shipped/train/model --out runs/shipped/eval --recon runs/shipped/recon \\
-        --metrics runs/shipped/metrics.json
-    python pipeline/ship_weights.py --model runs/shipped/train/model \\
-        --params pipeline/presets/shipped.yaml --metrics runs/shipped/metrics.json \\
-        --baseline reports/metrics.json --live runs/shipped/live/metrics.json --data data
+    anchorudf preprocess --params pipeline/presets/shipped.yaml --out runs/wide/data
+    anchorudf train --params pipeline/presets/shipped.yaml --data runs/wide/data \\
+        --run-dir runs/wide/train --live-dir runs/wide/live
+    anchorudf evaluate --params pipeline/presets/shipped.yaml --data runs/wide/data \\
+        --model runs/wide/train/model --out runs/wide/eval --recon runs/wide/recon \\
+        --metrics runs/wide/metrics.json -S evaluate.baselines=false
+    python pipeline/ship_weights.py --model runs/wide/train/model \\
+        --params pipeline/presets/shipped.yaml --metrics runs/wide/metrics.json \\
+        --baseline reports/metrics.json --live runs/wide/live/metrics.json \\
+        --data runs/wide/data --run-name wide
 
 A recipe in stages (a model fine-tuned from another, ``train.init``): pass the card the
 first stage was shipped with as ``--from-card`` (and ``--run-name`` for this stage's run
