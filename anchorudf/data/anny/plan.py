@@ -195,7 +195,7 @@ def plan_garments(count: int, categories: list[str], seed: int, test_fraction: f
             seed=int(np.random.SeedSequence([int(seed), 2, i]).generate_state(1)[0]),
             **_body_params(_rng(seed, 1, b)), **_garment_params(_rng(seed, 3, i), c)))
     shifted_cats = [categories[k % len(categories)] for k in range(shifted_count)]
-    shifted_body, _ = _assign_bodies(shifted_cats)
+    shifted_body, n_shifted_bodies = _assign_bodies(shifted_cats)
     for k, c in enumerate(shifted_cats):
         i, b = count + k, n_bodies + shifted_body[k]
         specs.append(GarmentSpec(
@@ -204,8 +204,8 @@ def plan_garments(count: int, categories: list[str], seed: int, test_fraction: f
             **_body_params(_rng(seed, 5, shifted_body[k]), shifted=True, pose_index=shifted_body[k]),
             **_garment_params(_rng(seed, 6, k), c, shifted=True)))
     extra_cats = [categories[k % len(categories)] for k in range(extra_train)]
-    extra_body, n_extra = _assign_bodies(extra_cats)
-    first_body = n_bodies + (max(shifted_body) + 1 if shifted_body else 0)
+    extra_body, _ = _assign_bodies(extra_cats)
+    first_body = n_bodies + n_shifted_bodies
     for k, c in enumerate(extra_cats):
         i, b = count + shifted_count + k, first_body + extra_body[k]
         specs.append(GarmentSpec(
