@@ -136,6 +136,8 @@ class ModelConfig:
     position_feature: Literal["anchors", "xyz", "depth"] = _f(
         "anchors", "anchors = AnchorUDF; xyz = coordinates only; depth = PIFu's depth (Table 2)")
     output: Literal["softplus", "abs", "relu"] = _f("softplus", "output activation keeping distances >= 0")
+    silhouette_input: bool = _f(False, "give the coarse image encoder two more input channels: the mask and each "
+                                       "pixel's distance to the silhouette's edge (NDC), a depth prior")
     coarse_size: int = _f(0, "side of the coarse network's input in px, area-downsampled from the render "
                              "(render.size must be a multiple); 0 = render.size (512 in the paper)", lo=0, hi=4096)
     hd_enabled: bool = _f(False, "AnchorUDF-HD (paper 4.4): add PIFuHD's fine level, reading the full "

@@ -25,9 +25,14 @@ def load_rgb_mask(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.nda
 
 
 def image_tensors(rgb: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Masked (3, H, W) float image in [0, 1] and (1, H, W) mask."""
+    """Masked (3, H, W) float image in [0, 1] and (1, H, W) mask.
+
+    Background pixels are 0 in every channel and garment pixels are not: a pure black
+    garment pixel becomes 1/255 grey, so the mask can be read back off the image
+    (``anchorudf.models.silhouette.image_mask``)."""
     import torch
 
     m = torch.from_numpy(mask.astype(np.float32))[None]
     img = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1) * m
-    return img, m
+    black = (img.amax(dim=0, keepdim=True) == 0) & (m > 0)
+    return torch.where(black, torch.full_like(img, 1.0 / 255.0), img), m

@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from anchorudf.config import ModelConfig
+from anchorudf.models import silhouette
 from anchorudf.models.anchors import AnchorHead
 from anchorudf.models.decoder import Decoder
 from anchorudf.models.hourglass import FineEncoder, HourglassEncoder, bottleneck_side, fine_feature_side
@@ -80,7 +81,8 @@ class AnchorUDF(nn.Module):
         self.anchor_count = anchor_count
         self.image_size = image_size
         self.coarse_size = coarse
-        self.encoder = HourglassEncoder(cfg.stacks, cfg.depth, cfg.channels, cfg.norm)
+        extra = silhouette.CHANNELS if cfg.silhouette_input else 0
+        self.encoder = HourglassEncoder(cfg.stacks, cfg.depth, cfg.channels, cfg.norm, in_channels=3 + extra)
         self.anchor_head = AnchorHead(cfg.channels, side, anchor_count, cfg.norm)
         self.position_cnn = PositionCNN(cfg.pos_channels, cfg.pos_levels) if cfg.position_feature == "anchors" else None
         self.decoder = Decoder(cfg.channels + position_dim(cfg), list(cfg.decoder), cfg.output)
@@ -154,6 +156,12 @@ class AnchorUDF(nn.Module):
         factor = self.image_size // self.coarse_size
         return image if factor == 1 else F.avg_pool2d(image, factor)
 
+    def encoder_input(self, image: torch.Tensor) -> torch.Tensor:
+        """What the coarse image encoder reads: the coarse image, plus its mask and
+        distance-to-silhouette channels with ``model.silhouette_input``."""
+        x = self.coarse_image(image)
+        return torch.cat([x, silhouette.silhouette_channels(x)], dim=1) if self.cfg.silhouette_input else x
+
     def encode(self, image: torch.Tensor, fine: bool | None = None) -> Encoded:
         """image (B, 3, S, S), RGB in [0, 1], S = image_size -> :class:`Encoded`.
 
@@ -165,7 +173,7 @@ class AnchorUDF(nn.Module):
         fine = self.hd if fine is None else fine
         if fine and not self.hd:
             raise ValueError("fine features need an HD model (model.hd_enabled)")
-        features, bottleneck = self.encoder(self.coarse_image(image))
+        features, bottleneck = self.encoder(self.encoder_input(image))
         anchors = self.anchor_head(bottleneck)  # (B, K, 3)
         volume = None
         if self.position_cnn is not None:

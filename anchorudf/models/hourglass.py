@@ -89,11 +89,11 @@ def bottleneck_side(image_size: int, depth: int) -> int:
 class HourglassEncoder(nn.Module):
     """Stem (4x down) + ``stacks`` hourglasses; each stack emits a (B, C, H/4, W/4) map."""
 
-    def __init__(self, stacks: int, depth: int, channels: int, norm: str) -> None:
+    def __init__(self, stacks: int, depth: int, channels: int, norm: str, in_channels: int = 3) -> None:
         super().__init__()
         c = channels
         self.stem = nn.Sequential(
-            nn.Conv2d(3, c, 7, stride=2, padding=3, bias=False), make_norm(norm, c), nn.ReLU(),
+            nn.Conv2d(in_channels, c, 7, stride=2, padding=3, bias=False), make_norm(norm, c), nn.ReLU(),
             Residual(c, c, norm), nn.AvgPool2d(2), Residual(c, c, norm), Residual(c, c, norm),
         )
         self.hourglasses = nn.ModuleList(Hourglass(depth, c, norm) for _ in range(stacks))
@@ -106,7 +106,7 @@ class HourglassEncoder(nn.Module):
         self.merge_outputs = nn.ModuleList(nn.Conv2d(c, c, 1) for _ in range(stacks - 1))
 
     def forward(self, image: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """image (B, 3, H, W) -> ([stacks x (B, C, H/4, W/4)], bottleneck of the last stack)."""
+        """image (B, in_channels, H, W) -> ([stacks x (B, C, H/4, W/4)], bottleneck of the last stack)."""
         x = self.stem(image)
         outputs: list[torch.Tensor] = []
         bottleneck = x
