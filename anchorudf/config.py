@@ -138,6 +138,8 @@ class ModelConfig:
     output: Literal["softplus", "abs", "relu"] = _f("softplus", "output activation keeping distances >= 0")
     silhouette_input: bool = _f(False, "give the coarse image encoder two more input channels: the mask and each "
                                        "pixel's distance to the silhouette's edge (NDC), a depth prior")
+    depth_head: bool = _f(False, "a 1x1 head on every stack's feature map predicting, per feature cell, the NDC "
+                                 "depth of the nearest and farthest garment surface (trained with train.lambda_depth)")
     coarse_size: int = _f(0, "side of the coarse network's input in px, area-downsampled from the render "
                              "(render.size must be a multiple); 0 = render.size (512 in the paper)", lo=0, hi=4096)
     hd_enabled: bool = _f(False, "AnchorUDF-HD (paper 4.4): add PIFuHD's fine level, reading the full "
@@ -176,6 +178,8 @@ class TrainConfig:
     lambda_ap: float = _f(1.0, "weight of the anchor loss relative to L_udf as in the paper's sums "
                                 "(applied to the means as lambda_ap x anchors / points)", lo=0.0)
     lambda_gda: float = _f(0.02, "weight of the gradient-direction-alignment loss", lo=0.0)
+    lambda_depth: float = _f(1.0, "weight of the depth head's L1 loss in the main phase (model.depth_head only)",
+                             lo=0.0)
     flip: bool = _f(True, "random horizontal flip augmentation")
     scale_jitter: float = _f(0.05, "max relative scale augmentation", lo=0.0, hi=0.5)
     shift_jitter: float = _f(0.05, "max shift augmentation, NDC units", lo=0.0, hi=0.5)

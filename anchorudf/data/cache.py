@@ -380,6 +380,11 @@ class SampleReader:
             self._anchors[garment_id] = _anchor_array(self.cache_dir, garment_id, "anchors")
         return self._anchors[garment_id]
 
+    def surface(self, garment_id: str) -> np.ndarray:
+        """(gt_points, 3) float32 surface samples of ``garment_id`` (garment frame; checksum
+        checked on every call: callers keep what they need)."""
+        return _anchor_array(self.cache_dir, garment_id, "surface")
+
 
 def _anchor_array(cache_dir: Path, garment_id: str, kind: str) -> np.ndarray:
     """The ``kind`` array of ``garment_id``, after checking its sha256, shape and dtype."""

@@ -86,6 +86,9 @@ class AnchorUDF(nn.Module):
         self.anchor_head = AnchorHead(cfg.channels, side, anchor_count, cfg.norm)
         self.position_cnn = PositionCNN(cfg.pos_channels, cfg.pos_levels) if cfg.position_feature == "anchors" else None
         self.decoder = Decoder(cfg.channels + position_dim(cfg), list(cfg.decoder), cfg.output)
+        # Depth supervision (anchorudf.train.depth): nearest and farthest surface z per cell.
+        self.depth_heads = (nn.ModuleList(nn.Conv2d(cfg.channels, 2, 1) for _ in range(cfg.stacks))
+                            if cfg.depth_head else None)
         self.hd_encoder: FineEncoder | None = None
         self.hd_decoder: Decoder | None = None
         if cfg.hd_enabled:
@@ -107,6 +110,8 @@ class AnchorUDF(nn.Module):
         mods: list[nn.Module] = [self.encoder, self.anchor_head]
         if self.position_cnn is not None:
             mods.append(self.position_cnn)
+        if self.depth_heads is not None:
+            mods.append(self.depth_heads)
         return mods
 
     def coarse_modules(self) -> list[nn.Module]:
@@ -294,6 +299,8 @@ class AnchorUDF(nn.Module):
         image (B, 3, S, S); points (B, N, 3) in NDC, or in the garment frame when ``calib``
         (B, 4, 4) is given (mapped to NDC by it; distances stay NDC units).
         Returns ``udf``: stacks x (B, N) of the coarse level; ``anchors``: (B, K, 3) NDC;
+        with ``model.depth_head`` and not ``last_only``, ``depth``: stacks x (B, 2, s, s),
+        the nearest and farthest surface z per feature cell;
         with ``fine`` (HD models) also ``udf_fine``: (B, N) of the fine level; with
         ``with_grad`` also ``grad``: (B, N, 3) d f / d points of the prediction used at
         inference (``udf_fine`` with ``fine``, else ``udf[-1]``; one autograd pass,
@@ -308,6 +315,8 @@ class AnchorUDF(nn.Module):
         udf, embedding = self.decode_stacks(enc, ndc, [last] if last_only else list(range(last + 1)),
                                             last if fine else None)
         out = {"udf": udf, "anchors": enc.anchors}
+        if self.depth_heads is not None and not last_only:
+            out["depth"] = [head(f) for head, f in zip(self.depth_heads, enc.features)]
         if fine:
             out["udf_fine"] = self.fine_from_embedding(enc, ndc, embedding)
         if with_grad:

@@ -9,6 +9,9 @@ Each item follows the trainer's schema (all float32 tensors)::
     udf        (N,)       exact unsigned distance, NDC units (garment distance * calib scale)
     direction  (N, 3)     unit (p - q) / |p - q|, NDC
     anchors    (K, 3)     k-means anchor targets, NDC
+    depth      (2, s, s)  with model.depth_head: nearest / farthest surface z per feature
+                          cell (anchorudf.train.depth), s the coarse feature map's side
+    depth_covered (1, s, s) 1 where the garment covers the cell
 
 Augmentation (flip, scale, in-plane rotation, shift) is one 2D similarity ``A`` applied in
 NDC: the image is resampled through ``A``, and ``calib`` becomes ``A @ calib``, so points,
@@ -99,6 +102,19 @@ class GarmentViewDataset(torch.utils.data.Dataset):
             raise ValueError("no training views: are the render and sample caches built?")
         self.views, self.reader, self.p, self.augment = views, reader, params, augment
         self._images: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._surface: dict[str, np.ndarray] = {}
+        self.depth_side = None
+        if params.model.depth_head:
+            from anchorudf.models.hourglass import feature_side
+
+            self.depth_side = feature_side(params.model.coarse_size or params.render.size)
+
+    def _surface_samples(self, garment_id: str) -> np.ndarray:
+        if garment_id not in self._surface:
+            from anchorudf.train.depth import surface_subset
+
+            self._surface[garment_id] = surface_subset(self.reader.surface(garment_id))
+        return self._surface[garment_id]
 
     def __len__(self) -> int:
         return len(self.views)
@@ -126,6 +142,12 @@ class GarmentViewDataset(torch.utils.data.Dataset):
                                np.asarray(self.reader.anchors(v.garment_id), dtype=np.float64))
         out = {"image": img, "mask": m, "calib": torch.from_numpy(calib.astype(np.float32))}
         out.update({k: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for k, a in tg.items()})
+        if self.depth_side is not None:
+            from anchorudf.train.depth import depth_targets
+
+            surf = self._surface_samples(v.garment_id).astype(np.float64)
+            depth, covered = depth_targets(surf @ calib[:3, :3].T + calib[:3, 3], self.depth_side)
+            out["depth"], out["depth_covered"] = torch.from_numpy(depth), torch.from_numpy(covered)
         return out
 
 

@@ -16,16 +16,23 @@ from anchorudf.config import Params
 class SyntheticDataset:
     """``length`` items of ``image_size`` px, ``points`` query points, ``anchor_count`` anchors."""
 
-    def __init__(self, length: int, image_size: int, points: int, anchor_count: int, seed: int = 0) -> None:
+    def __init__(self, length: int, image_size: int, points: int, anchor_count: int, seed: int = 0,
+                 depth_side: int | None = None) -> None:
         self.length = length
         self.image_size = image_size
         self.points = points
         self.anchor_count = anchor_count
         self.seed = seed
+        self.depth_side = depth_side  # feature map side of the depth targets (model.depth_head)
 
     @classmethod
     def from_params(cls, params: Params, length: int = 16) -> "SyntheticDataset":
-        return cls(length, params.render.size, params.train.points, params.anchors.count, params.train.seed)
+        side = None
+        if params.model.depth_head:
+            from anchorudf.models.hourglass import feature_side
+
+            side = feature_side(params.model.coarse_size or params.render.size)
+        return cls(length, params.render.size, params.train.points, params.anchors.count, params.train.seed, side)
 
     def __len__(self) -> int:
         return self.length
@@ -92,5 +99,12 @@ class SyntheticDataset:
         direction = diff / np.maximum(udf, 1e-12)[:, None]
         image, mask = self._image(shape)
         f32 = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
-        return {"image": f32(image), "mask": f32(mask), "calib": f32(np.eye(4)), "points": f32(pts),
-                "udf": f32(udf), "direction": f32(direction), "anchors": f32(self._anchors(shape, int(index)))}
+        out = {"image": f32(image), "mask": f32(mask), "calib": f32(np.eye(4)), "points": f32(pts),
+               "udf": f32(udf), "direction": f32(direction), "anchors": f32(self._anchors(shape, int(index)))}
+        if self.depth_side is not None:
+            from anchorudf.train.depth import depth_targets
+
+            surf = self._closest(shape, np.random.default_rng([self.seed, index, 0xDE9]).uniform(-1, 1, (4000, 3)))
+            depth, covered = depth_targets(surf, self.depth_side)
+            out["depth"], out["depth_covered"] = f32(depth), f32(covered)
+        return out

@@ -42,6 +42,8 @@ if TYPE_CHECKING:  # torch is imported inside the functions (fast CLI start-up)
     from anchorudf.models.anchorudf import AnchorUDF
 
 BATCH_KEYS = ("image", "points", "udf", "direction", "anchors")
+#: Batch keys of models with a depth head (model.depth_head; anchorudf.train.depth).
+DEPTH_KEYS = ("depth", "depth_covered")
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -170,10 +172,11 @@ class Trainer:
 
     # -- steps -------------------------------------------------------------------------
     def _to_device(self, batch: dict) -> dict:
-        missing = [k for k in BATCH_KEYS if k not in batch]
+        keys = BATCH_KEYS + (DEPTH_KEYS if self.model.depth_heads is not None else ())
+        missing = [k for k in keys if k not in batch]
         if missing:
             raise KeyError(f"training batch lacks {missing} (has {sorted(batch)})")
-        return {k: batch[k].to(self.device, non_blocking=True).float() for k in BATCH_KEYS}
+        return {k: batch[k].to(self.device, non_blocking=True).float() for k in keys}
 
     def _autocast(self):
         import torch
@@ -206,6 +209,10 @@ class Trainer:
         # parameter used; in the GDA phase the anchor head is frozen and L_ap is only logged.
         loss = l_udf + self.ap_weight(b["anchors"].shape[1], b["points"].shape[1]) * l_ap if main else l_udf
         metrics = {"udf": l_udf.detach(), "anchor_chamfer": l_ap.detach()}
+        if "depth" in out:  # main phase of a model with depth heads (in the graph even at weight 0, for DDP)
+            l_depth = self.depth_term(out["depth"], b)
+            loss = loss + cfg.lambda_depth * l_depth
+            metrics["depth"] = l_depth.detach()
         if gda_on:
             mask = out["udf"][-1].detach() < cfg.delta
             l_gda = gda_loss(out["grad"], b["direction"], mask)
@@ -229,6 +236,10 @@ class Trainer:
         if whole:
             loss = loss + l_udf + self.ap_weight(b["anchors"].shape[1], b["points"].shape[1]) * l_ap
         metrics = {"udf": l_udf.detach(), "anchor_chamfer": l_ap.detach(), "udf_fine": l_fine.detach()}
+        if "depth" in out:
+            l_depth = self.depth_term(out["depth"], b)
+            loss = loss + cfg.lambda_depth * l_depth
+            metrics["depth"] = l_depth.detach()
         if gda_on:
             mask = out["udf_fine"].detach() < cfg.delta
             l_gda = gda_loss(out["grad"], b["direction"], mask)
@@ -236,6 +247,13 @@ class Trainer:
             metrics["gda"] = l_gda.detach()
         metrics["loss"] = loss.detach()
         return loss, metrics
+
+    @staticmethod
+    def depth_term(depth: list, b: dict):
+        """The depth heads' loss (anchorudf.train.depth), averaged over the stacks."""
+        from anchorudf.train.depth import depth_loss
+
+        return sum(depth_loss(d, b["depth"], b["depth_covered"]) for d in depth) / len(depth)
 
     def ap_weight(self, anchors: int, points: int) -> float:
         """Weight of the mean anchor loss: lambda_ap x K / N.
