@@ -140,6 +140,8 @@ class ModelConfig:
                                        "pixel's distance to the silhouette's edge (NDC), a depth prior")
     depth_head: bool = _f(False, "a 1x1 head on every stack's feature map predicting, per feature cell, the NDC "
                                  "depth of the nearest and farthest garment surface (trained with train.lambda_depth)")
+    depth_input: bool = _f(False, "also give the decoder the depth heads' two predictions at the query's pixel "
+                                  "(beside its z: the offsets to the nearest and farthest surface); needs depth_head")
     coarse_size: int = _f(0, "side of the coarse network's input in px, area-downsampled from the render "
                              "(render.size must be a multiple); 0 = render.size (512 in the paper)", lo=0, hi=4096)
     hd_enabled: bool = _f(False, "AnchorUDF-HD (paper 4.4): add PIFuHD's fine level, reading the full "
@@ -335,6 +337,8 @@ def _validate(p: Params) -> None:
     if p.train.steps + p.train.gda_steps < 1:
         raise ConfigError("train.steps: train.steps + train.gda_steps must be at least 1 "
                           "(a run of 0 steps would export an untrained model)")
+    if p.model.depth_input and not p.model.depth_head:
+        raise ConfigError("model.depth_input: needs model.depth_head (the decoder reads the depth heads' output)")
     # The encoder's 4x stem, then model.depth halvings (models.hourglass.bottleneck_side).
     coarse = p.model.coarse_size or p.render.size
     if p.render.size % coarse:

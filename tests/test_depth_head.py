@@ -166,3 +166,28 @@ def test_training_items_carry_depth_that_lines_up_with_the_mask(tiny_data):
         assert within(r, j) > 0.9
         hits.append(within(r, j))
     assert np.mean(hits) > 0.93  # (the axis conventions are pinned by the tilted-plane test)
+
+
+def test_depth_input_feeds_the_decoder_the_predicted_depths():
+    from anchorudf.config import ConfigError, load_params
+
+    torch.manual_seed(0)
+    model = AnchorUDF(ModelConfig(**TINY, depth_head=True, depth_input=True), 10, 32).eval()
+    image, points = torch.rand(1, 3, 32, 32), torch.rand(1, 40, 3) * 2 - 1
+    enc = model.encode(image)
+    assert enc.features[-1].shape[1] == 8 + 2
+    torch.testing.assert_close(enc.features[-1][:, 8:], enc.depth[-1])
+    assert model.decoder_input(enc, points).shape[-1] == 8 + 2 + 4 + 3
+    # the decoder reads the depth heads' output at the point's pixel (bilinear, like the features)
+    before = model.decoder_input(enc, points)
+    with torch.no_grad():
+        model.depth_heads[-1].bias += 0.3
+        after = model.decoder_input(model.encode(image), points)
+    torch.testing.assert_close(after[..., 8:10] - before[..., 8:10], torch.full((1, 40, 2), 0.3))
+    torch.testing.assert_close(after[..., :8], before[..., :8])
+    out = model.train()(image, points, with_grad=True)
+    assert len(out["depth"]) == 2 and torch.isfinite(out["grad"]).all()
+    with pytest.raises(ValueError, match="depth_head"):
+        AnchorUDF(ModelConfig(**TINY, depth_input=True), 10, 32)
+    with pytest.raises(ConfigError, match="depth_head"):
+        load_params(None, ["model.depth_input=true"])

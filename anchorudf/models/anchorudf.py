@@ -36,10 +36,11 @@ from anchorudf.models.position import (PositionCNN, sample_image_features, sampl
 class Encoded:
     """What ``encode`` computes once per image and ``query`` reuses for any points."""
 
-    features: list[torch.Tensor]  # stacks x (B, C, H/4, W/4) image feature maps
+    features: list[torch.Tensor]  # stacks x (B, C, H/4, W/4) image feature maps (C + 2: + depth, depth_input)
     anchors: torch.Tensor  # (B, K, 3) predicted anchors, NDC
     volume: torch.Tensor | None  # (B, P, G, G, G) position features [.., z, y, x]; anchors variant only
     fine: torch.Tensor | None = None  # (B, C_hd, S/2, S/2) fine image features; HD models only
+    depth: list[torch.Tensor] | None = None  # stacks x (B, 2, H/4, W/4) depth heads' output (model.depth_head)
 
 
 def position_dim(cfg: ModelConfig) -> int:
@@ -85,7 +86,10 @@ class AnchorUDF(nn.Module):
         self.encoder = HourglassEncoder(cfg.stacks, cfg.depth, cfg.channels, cfg.norm, in_channels=3 + extra)
         self.anchor_head = AnchorHead(cfg.channels, side, anchor_count, cfg.norm)
         self.position_cnn = PositionCNN(cfg.pos_channels, cfg.pos_levels) if cfg.position_feature == "anchors" else None
-        self.decoder = Decoder(cfg.channels + position_dim(cfg), list(cfg.decoder), cfg.output)
+        if cfg.depth_input and not cfg.depth_head:
+            raise ValueError("model.depth_input needs model.depth_head")
+        depth_in = 2 if cfg.depth_input else 0  # the depth maps ride along with the image features
+        self.decoder = Decoder(cfg.channels + depth_in + position_dim(cfg), list(cfg.decoder), cfg.output)
         # Depth supervision (anchorudf.train.depth): nearest and farthest surface z per cell.
         self.depth_heads = (nn.ModuleList(nn.Conv2d(cfg.channels, 2, 1) for _ in range(cfg.stacks))
                             if cfg.depth_head else None)
@@ -179,13 +183,18 @@ class AnchorUDF(nn.Module):
         if fine and not self.hd:
             raise ValueError("fine features need an HD model (model.hd_enabled)")
         features, bottleneck = self.encoder(self.encoder_input(image))
+        depth = None
+        if self.depth_heads is not None:
+            depth = [head(f) for head, f in zip(self.depth_heads, features)]
+            if self.cfg.depth_input:  # sampled with the features: the decoder sees them beside z
+                features = [torch.cat([f, d], dim=1) for f, d in zip(features, depth)]
         anchors = self.anchor_head(bottleneck)  # (B, K, 3)
         volume = None
         if self.position_cnn is not None:
             # Detached: the position branch must not pull the anchors away from their targets.
             volume = self.position_cnn(voxelize(anchors.detach(), self.cfg.grid))
         fine_map = self.hd_encoder(image) if fine else None
-        return Encoded(features, anchors, volume, fine_map)
+        return Encoded(features, anchors, volume, fine_map, depth)
 
     def _gather(self) -> bool | None:
         """The samplers' ``gather``: only training takes a loss on d f / d points (GDA), so
@@ -315,8 +324,8 @@ class AnchorUDF(nn.Module):
         udf, embedding = self.decode_stacks(enc, ndc, [last] if last_only else list(range(last + 1)),
                                             last if fine else None)
         out = {"udf": udf, "anchors": enc.anchors}
-        if self.depth_heads is not None and not last_only:
-            out["depth"] = [head(f) for head, f in zip(self.depth_heads, enc.features)]
+        if enc.depth is not None and not last_only:
+            out["depth"] = enc.depth
         if fine:
             out["udf_fine"] = self.fine_from_embedding(enc, ndc, embedding)
         if with_grad:
