@@ -30,7 +30,8 @@ import torch.nn.functional as F
 
 from anchorudf.config import Params
 from anchorudf.data.images import image_tensors, load_rgb_mask
-from anchorudf.geometry.camera import calib_scale
+from anchorudf.geometry.camera import calib_scale, project
+from anchorudf.train.depth import depth_side, depth_targets, surface_subset
 
 
 @dataclass(frozen=True)
@@ -103,16 +104,10 @@ class GarmentViewDataset(torch.utils.data.Dataset):
         self.views, self.reader, self.p, self.augment = views, reader, params, augment
         self._images: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._surface: dict[str, np.ndarray] = {}
-        self.depth_side = None
-        if params.model.depth_head:
-            from anchorudf.models.hourglass import feature_side
-
-            self.depth_side = feature_side(params.model.coarse_size or params.render.size)
+        self.depth_side = depth_side(params)
 
     def _surface_samples(self, garment_id: str) -> np.ndarray:
         if garment_id not in self._surface:
-            from anchorudf.train.depth import surface_subset
-
             self._surface[garment_id] = surface_subset(self.reader.surface(garment_id))
         return self._surface[garment_id]
 
@@ -143,10 +138,7 @@ class GarmentViewDataset(torch.utils.data.Dataset):
         out = {"image": img, "mask": m, "calib": torch.from_numpy(calib.astype(np.float32))}
         out.update({k: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for k, a in tg.items()})
         if self.depth_side is not None:
-            from anchorudf.train.depth import depth_targets
-
-            surf = self._surface_samples(v.garment_id).astype(np.float64)
-            depth, covered = depth_targets(surf @ calib[:3, :3].T + calib[:3, 3], self.depth_side)
+            depth, covered = depth_targets(project(calib, self._surface_samples(v.garment_id)), self.depth_side)
             out["depth"], out["depth_covered"] = torch.from_numpy(depth), torch.from_numpy(covered)
         return out
 

@@ -16,11 +16,26 @@ NDC ``x = (2j + 1) / s - 1``, ``y = 1 - (2i + 1) / s`` (``grid_sample`` with
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
+if TYPE_CHECKING:
+    from anchorudf.config import Params
+
 #: Surface samples per garment kept for the targets (a fixed stride through the cache's).
 SURFACE_SAMPLES = 20000
+
+
+def depth_side(params: Params) -> int | None:
+    """Side of the depth targets (the coarse feature map's) for ``params``, or None when
+    the model has no depth head (items then carry no depth targets)."""
+    if not params.model.depth_head:
+        return None
+    from anchorudf.models.hourglass import feature_side
+
+    return feature_side(params.model.coarse_size or params.render.size)
 
 
 def depth_targets(surface_ndc: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:

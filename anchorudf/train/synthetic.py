@@ -27,12 +27,10 @@ class SyntheticDataset:
 
     @classmethod
     def from_params(cls, params: Params, length: int = 16) -> "SyntheticDataset":
-        side = None
-        if params.model.depth_head:
-            from anchorudf.models.hourglass import feature_side
+        from anchorudf.train.depth import depth_side
 
-            side = feature_side(params.model.coarse_size or params.render.size)
-        return cls(length, params.render.size, params.train.points, params.anchors.count, params.train.seed, side)
+        return cls(length, params.render.size, params.train.points, params.anchors.count, params.train.seed,
+                   depth_side(params))
 
     def __len__(self) -> int:
         return self.length

@@ -209,10 +209,7 @@ class Trainer:
         # parameter used; in the GDA phase the anchor head is frozen and L_ap is only logged.
         loss = l_udf + self.ap_weight(b["anchors"].shape[1], b["points"].shape[1]) * l_ap if main else l_udf
         metrics = {"udf": l_udf.detach(), "anchor_chamfer": l_ap.detach()}
-        if "depth" in out:  # main phase of a model with depth heads (in the graph even at weight 0, for DDP)
-            l_depth = self.depth_term(out["depth"], b)
-            loss = loss + cfg.lambda_depth * l_depth
-            metrics["depth"] = l_depth.detach()
+        loss = self.add_depth_term(out, b, loss, metrics)
         if gda_on:
             mask = out["udf"][-1].detach() < cfg.delta
             l_gda = gda_loss(out["grad"], b["direction"], mask)
@@ -236,10 +233,7 @@ class Trainer:
         if whole:
             loss = loss + l_udf + self.ap_weight(b["anchors"].shape[1], b["points"].shape[1]) * l_ap
         metrics = {"udf": l_udf.detach(), "anchor_chamfer": l_ap.detach(), "udf_fine": l_fine.detach()}
-        if "depth" in out:
-            l_depth = self.depth_term(out["depth"], b)
-            loss = loss + cfg.lambda_depth * l_depth
-            metrics["depth"] = l_depth.detach()
+        loss = self.add_depth_term(out, b, loss, metrics)
         if gda_on:
             mask = out["udf_fine"].detach() < cfg.delta
             l_gda = gda_loss(out["grad"], b["direction"], mask)
@@ -248,12 +242,18 @@ class Trainer:
         metrics["loss"] = loss.detach()
         return loss, metrics
 
-    @staticmethod
-    def depth_term(depth: list, b: dict):
-        """The depth heads' loss (anchorudf.train.depth), averaged over the stacks."""
+    def add_depth_term(self, out: dict, b: dict, loss, metrics: dict):
+        """``loss`` plus lambda_depth x the depth heads' loss (anchorudf.train.depth),
+        averaged over the stacks, when the forward returned depth (a model with depth heads,
+        all stacks decoded); logged as ``depth``. The term stays in the graph at weight 0,
+        so DDP sees every parameter used."""
+        if "depth" not in out:
+            return loss
         from anchorudf.train.depth import depth_loss
 
-        return sum(depth_loss(d, b["depth"], b["depth_covered"]) for d in depth) / len(depth)
+        l_depth = sum(depth_loss(d, b["depth"], b["depth_covered"]) for d in out["depth"]) / len(out["depth"])
+        metrics["depth"] = l_depth.detach()
+        return loss + self.cfg.lambda_depth * l_depth
 
     def ap_weight(self, anchors: int, points: int) -> float:
         """Weight of the mean anchor loss: lambda_ap x K / N.
