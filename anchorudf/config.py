@@ -172,6 +172,9 @@ class TrainConfig:
     lr: float = _f(5e-4, "learning rate (5e-5 in the paper)", gt=0.0, hi=1.0)
     lr_decay_at: float = _f(0.8, "fraction of all steps after which lr is multiplied by lr_decay", lo=0.0, hi=1.0)
     lr_decay: float = _f(0.1, "lr multiplier for the last steps", gt=0.0, hi=1.0)
+    warmup: int = _f(0, "steps of linear lr warm-up at the start of the run (and of the HD phase): "
+                        "step k < warmup trains at lr x (k + 1) / (warmup + 1); 0 = off", lo=0)
+    grad_clip: float = _f(0.0, "clip the gradient's global norm to this before each update; 0 = off", lo=0.0)
     delta: float = _f(0.2, "clamp of the distance loss, NDC units", gt=0.0)
     udf_clamp: Literal["both", "target"] = _f("both", "both = |min(f, delta) - min(udf, delta)| (the paper; "
                                               "a prediction above delta gets no gradient, so a field pushed "

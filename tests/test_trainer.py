@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import socket
@@ -60,6 +62,43 @@ def test_schedule():
     cfg = tiny_params("train.steps=8", "train.gda_steps=2", "train.lr=0.1", "train.lr_decay_at=0.5").train
     assert [phase_at(cfg, s) for s in (0, 7, 8, 9)] == ["main", "main", "gda", "gda"]
     assert lr_at(cfg, 4) == pytest.approx(0.1) and lr_at(cfg, 5) == pytest.approx(0.01)
+
+
+def test_warmup_ramps_the_lr_at_the_start_of_each_phase_schedule():
+    cfg = tiny_params("train.steps=8", "train.gda_steps=2", "train.lr=0.1", "train.lr_decay_at=0.5",
+                      "train.warmup=3", "train.hd_steps=8").train
+    # lr x (k + 1) / (warmup + 1) for k < warmup, then the plain schedule (decay included).
+    assert [lr_at(cfg, k) for k in range(6)] == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1, 0.01])
+    # The HD phase (steps 10..17, decayed from 14) restarts the schedule, warm-up included.
+    assert [lr_at(cfg, k) for k in (10, 12, 13, 14)] == pytest.approx([0.025, 0.075, 0.1, 0.01])
+    plain = tiny_params("train.steps=8", "train.gda_steps=2", "train.lr=0.1", "train.lr_decay_at=0.5").train
+    assert [lr_at(plain, k) for k in range(10)] == [lr_at(dataclasses.replace(cfg, warmup=0), k)
+                                                    for k in range(10)]
+
+
+def test_grad_clip_scales_the_gradient_to_the_given_norm():
+    from torch.utils.data import default_collate
+
+    p = tiny_params("train.steps=1", "train.gda_steps=0")
+    batch = default_collate([dataset(p)[(0, 1)], dataset(p)[(1, 2)]])
+
+    def step(clip: float):
+        torch.manual_seed(0)
+        tr = Trainer(AnchorUDF(p.model, 20, 32), dataclasses.replace(p.train, grad_clip=clip), torch.device("cpu"))
+        tr.prepare(0)
+        m = tr.train_step(batch)
+        return m, [q.grad.clone() for q in tr.model.parameters() if q.grad is not None]
+
+    m_free, g_free = step(0.0)
+    assert "grad_norm" not in m_free
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in g_free])).item()
+    m_clip, g_clip = step(norm / 4)
+    assert m_clip["grad_norm"] == pytest.approx(norm, rel=1e-5)
+    for a, b in zip(g_clip, g_free):
+        torch.testing.assert_close(a, b / 4, rtol=1e-4, atol=1e-9)
+    m_loose, g_loose = step(norm * 4)  # above the norm: the gradient is untouched
+    for a, b in zip(g_loose, g_free):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_synthetic_items_follow_the_schema():

@@ -50,10 +50,11 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     """Learning rate of (0-based) ``step``; the HD phase has its own schedule."""
     coarse = cfg.steps + cfg.gda_steps
     if step >= coarse:
-        decay_from = coarse + round(cfg.lr_decay_at * cfg.hd_steps)
+        start, decay_from = coarse, coarse + round(cfg.lr_decay_at * cfg.hd_steps)
     else:
-        decay_from = round(cfg.lr_decay_at * coarse)
-    return cfg.lr * (cfg.lr_decay if step >= decay_from else 1.0)
+        start, decay_from = 0, round(cfg.lr_decay_at * coarse)
+    warm = min(1.0, (step - start + 1) / (cfg.warmup + 1)) if cfg.warmup else 1.0
+    return cfg.lr * warm * (cfg.lr_decay if step >= decay_from else 1.0)
 
 
 def phase_at(cfg: TrainConfig, step: int) -> str:
@@ -276,10 +277,15 @@ class Trainer:
                                      f"({ {k: float(v) for k, v in metrics.items()} })")
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
+            if self.cfg.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)  # clip the true gradient, not the scaled one
+                metrics["grad_norm"] = self.clip_gradients()
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             loss.backward()
+            if self.cfg.grad_clip > 0:
+                metrics["grad_norm"] = self.clip_gradients()
             self.optimizer.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
@@ -287,6 +293,15 @@ class Trainer:
         out["lr"] = self.optimizer.param_groups[0]["lr"]
         self.step += 1
         return out
+
+    def clip_gradients(self) -> "torch.Tensor":
+        """Scale the gradients of the trained parameters to a global norm of at most
+        ``train.grad_clip``; returns the norm before clipping (non-finite norms are left
+        to the optimizer step / grad scaler, which skip such a step under AMP)."""
+        import torch
+
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        return torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip).detach()
 
     def eval_step(self, batch: dict) -> dict[str, float]:
         """Metrics of the prediction used at inference (the coarse level's last stack, or
