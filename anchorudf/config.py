@@ -123,7 +123,7 @@ class AnchorsConfig:
 class ModelConfig:
     """The AnchorUDF network."""
 
-    stacks: int = _f(2, "hourglass stacks (5 in the paper)", lo=1, hi=8)
+    stacks: int = _f(1, "hourglass stacks (5 in the paper)", lo=1, hi=8)
     depth: int = _f(2, "hourglass depth, downsamplings per hourglass (4 in the paper)", lo=1, hi=6)
     channels: int = _f(64, "encoder feature channels (256 in the paper)", lo=4, hi=1024)
     norm: Literal["group", "batch"] = _f("group", "normalisation layer of the encoder")
@@ -158,8 +158,8 @@ class TrainConfig:
 
     seed: int = _f(0, "seed of initialisation, data order, point draws and augmentation", lo=0)
     device: Literal["auto", "cpu", "cuda"] = _f("auto", "auto = CUDA when present, else CPU")
-    steps: int = _f(3100, "optimisation steps of the main phase", lo=0)
-    gda_steps: int = _f(390, "final steps with L_gda, encoders frozen (paper: last 10 epochs)", lo=0)
+    steps: int = _f(4800, "optimisation steps of the main phase", lo=0)
+    gda_steps: int = _f(600, "final steps with L_gda, encoders frozen (paper: last 10 epochs)", lo=0)
     hd_steps: int = _f(600, "steps of the HD phase after steps + gda_steps, L_udf + L_gda on the fine "
                             "output (model.hd_enabled only; paper: 15 epochs)", lo=0)
     hd_train: Literal["all", "fine"] = _f("all", "HD phase trains: all = the whole model (the paper; the coarse "

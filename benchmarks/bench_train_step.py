@@ -33,6 +33,8 @@ GDA-phase step and query points per second (items x points / s), same run, same 
 A third row, ``now-v1code``, runs today's recipe through the first version's computation
 (``use_reference_code``: per-stack decoder inputs and a layer-by-layer decoder, the
 position CNN in the standard layout), so the table splits the gain into recipe and code.
+A fourth, ``2stacks``, is the previous default (two hourglass stacks, until 2026-12-06)
+with today's code: ``now`` against it is what the one-stack model alone saves a step.
 
 ``--table5`` times the four models of the paper's Table 5 at CPU scale (AnchorUDF,
 AnchorUDF-HD, PIFu-UDF, PIFuHD-UDF; 256 px renders, coarse input 128 px): seconds per
@@ -194,7 +196,9 @@ def run_case(config: str, method: str, args_dict: dict) -> dict:
 
 
 #: The first CPU default, for --recipes (what today's defaults are measured against).
-RECIPE_V1 = ["model.pos_levels=0", "train.batch_size=8", "train.points=2000"]
+RECIPE_V1 = ["model.stacks=2", "model.pos_levels=0", "train.batch_size=8", "train.points=2000"]
+#: The previous default (until 2026-12-06): two hourglass stacks, today's code.
+RECIPE_TWO_STACKS = ["model.stacks=2"]
 
 
 def use_reference_code() -> None:
@@ -255,7 +259,8 @@ def recipe_case(name: str, overrides: list[str], args_dict: dict, reference: boo
 
 
 #: --recipes rows: (name, params overrides, the first version's code path).
-RECIPE_ROWS = (("v1", RECIPE_V1, True), ("now-v1code", [], True), ("now", [], False))
+RECIPE_ROWS = (("v1", RECIPE_V1, True), ("now-v1code", [], True), ("2stacks", RECIPE_TWO_STACKS, False),
+               ("now", [], False))
 
 
 def run_recipes(args) -> None:
@@ -277,8 +282,9 @@ def run_recipes(args) -> None:
         print(f"{name:10s} | {'v1' if reference else 'now':4s} | {r['batch']:5d} x {r['points']:5d} | "
               f"{r['main_s']:8.3f} ({r['main_min_s']:.3f})  | {r['gda_s']:8.3f} ({r['gda_min_s']:.3f})  | "
               f"{r['points_per_s']:10.0f}")
-    v1, mid, now = rows["v1"], rows["now-v1code"], rows["now"]
-    for label, a, b in (("now vs v1", v1, now), ("recipe alone (v1 code)", v1, mid), ("code alone (today's recipe)", mid, now)):
+    v1, mid, two, now = rows["v1"], rows["now-v1code"], rows["2stacks"], rows["now"]
+    for label, a, b in (("now vs v1", v1, now), ("recipe alone (v1 code)", v1, mid), ("code alone (today's recipe)", mid, now),
+                        ("one stack alone (today's code)", two, now)):
         print(f"{label}: main step {a['main_s'] / b['main_s']:.2f}x cheaper, GDA step {a['gda_s'] / b['gda_s']:.2f}x "
               f"cheaper, query points/s {b['points_per_s'] / a['points_per_s']:.2f}x")
 

@@ -6,7 +6,7 @@ folder holds the evaluate stage's ``metrics.json`` and ``views.csv`` (dense poin
 ``-S evaluate.mesh=false -S evaluate.baselines=false``) of one model trained on the
 default garment set with ``params.yaml`` plus the variant's overrides (``run.json``
 records them) and its training curves (``train/*.tsv``). ``default_s*`` is the control:
-``params.yaml`` itself, trained on the same machine, data and thread setting as the
+``params.yaml`` of its day (two stacks, 3100 + 390 steps; until 2026-12-06), trained on the same machine, data and thread setting as the
 variants; changes are against its mean. The last row is the default's three seeds of the
 learning curve (``../learning_curve/steps3490_seed*``: another machine, another
 preprocessing), for reference. Values: paper Chamfer / P2S x1e-3 (mean +- sample std over

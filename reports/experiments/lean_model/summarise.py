@@ -1,0 +1,47 @@
+"""The README's lean-model table: one hourglass stack instead of two, at the same CPU time
+and at the same steps, against the default recipe trained the same way.
+
+Run: ``python reports/experiments/lean_model/summarise.py``. Every ``<variant>_s<seed>/``
+folder holds the evaluate stage's ``metrics.json`` and ``views.csv`` (dense points,
+``-S evaluate.mesh=false -S evaluate.baselines=false``) of one model trained on the
+default garment set with ``params.yaml`` plus the variant's overrides (``run.json``
+records them and the commands) and its training curves (``train/*.tsv``). The control is
+``../depth_priors/default_s*``: ``params.yaml`` itself, trained on the same machine, data
+and thread setting. Values: paper Chamfer / P2S x1e-3 (mean +- sample std over seeds),
+default test set (18 garments x 3 yaws) and style-shifted set (12 x 3); changes against
+the control's mean.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+_spec = importlib.util.spec_from_file_location("depth_priors_summary", HERE.parent / "depth_priors" / "summarise.py")
+dp = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(dp)
+
+
+def load() -> dict[str, list[dict]]:
+    """{variant: [per-seed metrics]}: the control (``default``) first, then this folder's."""
+    runs = {"default": [dp._points(d) for d in sorted(dp.HERE.glob("default_s*"))]}
+    for d in sorted(p for p in HERE.iterdir() if (p / "metrics.json").is_file()):
+        runs.setdefault(d.name.rsplit("_s", 1)[0], []).append(dp._points(d))
+    return runs
+
+
+#: Row labels of the README's table.
+LABELS = {"default": "two stacks, 3100 + 390 (the previous default), the control",
+          "stacks1_5400": "**one stack, 4800 + 600 (the default now)**",
+          "stacks1_3490": "one stack, 3100 + 390 (the control's steps)"}
+
+
+def labelled(lines: list[str]) -> list[str]:
+    lines = [line.replace("vs the default's mean", "vs the control's mean") for line in lines]
+    return [next((line.replace(f"| {k} |", f"| {v} |", 1) for k, v in LABELS.items()
+                  if line.startswith(f"| {k} |")), line) for line in lines]
+
+
+if __name__ == "__main__":
+    print("\n".join(labelled(dp.table(load()))))
