@@ -29,6 +29,7 @@ GDA-phase step and query points per second (items x points / s), same run, same 
 
     python benchmarks/bench_train_step.py --recipes
     python benchmarks/bench_train_step.py --recipes --steps 8 --rounds 3   # a shared machine
+    python benchmarks/bench_train_step.py --recipes --cpu-time --threads 1  # a busy one: CPU seconds
 
 A third row, ``now-v1code``, runs today's recipe through the first version's computation
 (``use_reference_code``: per-stack decoder inputs and a layer-by-layer decoder, the
@@ -246,11 +247,12 @@ def recipe_case(name: str, overrides: list[str], args_dict: dict, reference: boo
         data = SyntheticDataset.from_params(p, length=p.train.batch_size)
         batch = default_collate([data[(i, i)] for i in range(p.train.batch_size)])
         times = []
+        clock = time.process_time if getattr(args, "cpu_time", False) else time.perf_counter
         for i in range(args.warmup + args.steps):
-            t = time.perf_counter()
+            t = clock()
             trainer.train_step(batch)
             if i >= args.warmup:
-                times.append(time.perf_counter() - t)
+                times.append(clock() - t)
         out[f"{phase}_s"] = float(np.median(times))
         out[f"{phase}_min_s"] = float(np.min(times))
         out["batch"], out["points"] = p.train.batch_size, p.train.points
@@ -345,6 +347,9 @@ def main() -> None:
     ap.add_argument("--paper-depth", type=int, default=4)
     ap.add_argument("--paper-channels", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=1, help="--recipes: interleaved rounds of every row")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="--recipes / --table5: time steps in process CPU seconds (all threads) instead of wall "
+                         "clock, for a shared machine")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--check", action="store_true", help="also compare the two methods' gradients (peak memory then includes that pass)")
     ap.add_argument("--json", default="", help="also write the results here")
