@@ -3,7 +3,8 @@
 Schedule (``params.train``): ``steps`` main steps (L_udf averaged over stacks +
 lambda_ap * L_ap), then ``gda_steps`` fine-tuning steps with the encoders (image encoder,
 anchor head, position CNN) frozen and L_gda added at lambda_gda on the last stack (the
-one used at inference); lr x lr_decay from ``round(lr_decay_at * total)`` on. A "step" is
+one used at inference); lr x lr_decay from ``round(lr_decay_at * total)`` on (after a linear
+warm-up over the first ``warmup`` steps when set; ``grad_clip`` caps the gradient norm). A "step" is
 one optimiser update on ``batch_size`` items (the global batch, split over processes).
 
 AnchorUDF-HD (``model.hd_enabled``, paper section 4.4): ``hd_steps`` more steps follow
