@@ -29,20 +29,12 @@ import numpy as np
 
 
 def exact_udf(vertices_ndc: np.ndarray, faces: np.ndarray):
-    """The exact unsigned distance to a mesh (NDC), differentiable as the NDF needs:
-    the gradient is ``(p - closest) / |p - closest|``."""
-    import torch
-
+    """The exact unsigned distance to a mesh (NDC), differentiable as the NDF needs."""
     from anchorudf.geometry.closest import MeshQuery
+    from anchorudf.reconstruct.meshing import closest_point_udf
 
     mq = MeshQuery(vertices_ndc, faces, threads=0)
-
-    def udf(p: "torch.Tensor") -> "torch.Tensor":
-        _, closest = mq.query(p.detach().cpu().double().numpy())
-        q = torch.as_tensor(closest, dtype=p.dtype, device=p.device)
-        return (p - q).norm(dim=-1)
-
-    return udf
+    return closest_point_udf(lambda x: mq.query(x)[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         df = df.head(args.limit)
     right, rows = 0, 0
-    print(f"mesher={cfg.mesher} level={cfg.mesh_level} resolution={cfg.mesh_resolution} "
-          f"refine={getattr(cfg, 'mesh_refine', '-')}")
+    print(f"mesher={cfg.mesher} level={cfg.mesh_level} resolution={cfg.mesh_resolution}")
     print(f"{'garment':<16} {'loops':>5} {'gt':>3} {'pieces':>6} {'nm-edges':>8} {'chamfer':>8} {'s':>6}")
     for r in df.itertuples():
         v, f = mesh_arrays(load_garment(data / "garments", r.mesh))

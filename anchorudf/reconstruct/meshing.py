@@ -52,7 +52,7 @@ lower ``mesh_resolution``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -395,6 +395,19 @@ def mesh_to_points_chamfer(v: np.ndarray, f: np.ndarray, points: np.ndarray, n: 
     return float(d1.mean() + d2.mean())
 
 
+def closest_point_udf(closest: Callable[[np.ndarray], np.ndarray]) -> UdfFn:
+    """A UDF from a closest-point query: ``closest`` maps (N, 3) float64 points to the
+    (N, 3) nearest points of a set (a cloud, a mesh). Differentiable in the query point:
+    the gradient is ``(p - closest) / |p - closest|``, so one NDF step lands on it."""
+    import torch
+
+    def udf(p: "torch.Tensor") -> "torch.Tensor":
+        nearest = torch.as_tensor(closest(p.detach().cpu().double().numpy()), dtype=p.dtype, device=p.device)
+        return (p - nearest).norm(dim=-1)
+
+    return udf
+
+
 def points_udf(points: np.ndarray) -> UdfFn:
     """The unsigned distance to the nearest of ``points`` (NDC), as a (values only) UDF.
 
@@ -402,18 +415,11 @@ def points_udf(points: np.ndarray) -> UdfFn:
     sharp (its zero set is the cloud), so the shell mesher's level can be small and the
     mesh follows the cloud, including its middle when the cloud is a thick slab.
     Differentiable: one NDF step lands a point on its nearest cloud point."""
-    import torch
     from scipy.spatial import cKDTree
 
     pts = np.asarray(points, dtype=np.float64)
     tree = cKDTree(pts)
-
-    def udf(p: "torch.Tensor") -> "torch.Tensor":
-        _, j = tree.query(p.detach().cpu().double().numpy(), k=1)
-        nearest = torch.as_tensor(pts[j], dtype=p.dtype, device=p.device)
-        return (p - nearest).norm(dim=-1)  # gradient (p - nearest) / |p - nearest|
-
-    return udf
+    return closest_point_udf(lambda x: pts[tree.query(x, k=1)[1]])
 
 
 def extract_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig,

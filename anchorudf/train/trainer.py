@@ -297,8 +297,9 @@ class Trainer:
 
     def clip_gradients(self) -> "torch.Tensor":
         """Scale the gradients of the trained parameters to a global norm of at most
-        ``train.grad_clip``; returns the norm before clipping (non-finite norms are left
-        to the optimizer step / grad scaler, which skip such a step under AMP)."""
+        ``train.grad_clip``; returns the norm before clipping. A non-finite gradient is not
+        caught here: under fp16 AMP the grad scaler skips that step, otherwise it reaches the
+        optimizer as it would without clipping."""
         import torch
 
         params = [p for p in self.model.parameters() if p.grad is not None]

@@ -1,13 +1,14 @@
-"""The README's lean-model table: one hourglass stack instead of two, at the same CPU time
-and at the same steps, against the default recipe trained the same way.
+"""The README's lean-model table: one hourglass stack instead of two, at the two-stack
+control's steps and at 4800 + 600 steps (1.15x its training time on a quiet machine),
+against the two-stack recipe trained the same way.
 
 Run: ``python reports/experiments/lean_model/summarise.py``. Every ``<variant>_s<seed>/``
 folder holds the evaluate stage's ``metrics.json`` and ``views.csv`` (dense points,
 ``-S evaluate.mesh=false -S evaluate.baselines=false``) of one model trained on the
 default garment set with ``params.yaml`` plus the variant's overrides (``run.json``
 records them and the commands) and its training curves (``train/*.tsv``). The control is
-``../depth_priors/default_s*``: ``params.yaml`` itself, trained on the same machine, data
-and thread setting. Values: paper Chamfer / P2S x1e-3 (mean +- sample std over seeds),
+``../depth_priors/default_s*``: the ``params.yaml`` of its day (two stacks, 3100 + 390
+steps), trained on the same machine, data and thread setting. Values: paper Chamfer / P2S x1e-3 (mean +- sample std over seeds),
 default test set (18 garments x 3 yaws) and style-shifted set (12 x 3); changes against
 the control's mean.
 """
