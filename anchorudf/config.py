@@ -232,8 +232,11 @@ class EvaluateConfig:
                            gt=0.0)
     mesh_min_faces: int = _f(200, "drop mesh pieces with fewer faces (speckles of a noisy field)", lo=0)
     mesh_fill_holes: int = _f(12, "close boundary loops of at most this many edges (pin holes); 0 = off", lo=0)
-    mesh_fill_field: float = _f(1.25, "shell mesher: close boundary loops across which the UDF stays below "
-                                       "this many cells (90th percentile over a disk on the loop); 0 = off", lo=0.0)
+    mesh_fill_field: float = _f(1.25, "close boundary loops across which the learned UDF stays below this many "
+                                       "cells (above its floor for the points mesher; 90th percentile over a disk "
+                                       "on the loop); 0 = off", lo=0.0)
+    mesh_fill_radius: float = _f(9.0, "mesh_fill_field closes only holes of at most this mean radius, in cells "
+                                      "(a blurry field spans wider openings: necks, hems, waists); 0 = any", lo=0.0)
     fscore_threshold: float = _f(0.01, "F-score distance, fraction of garment size", gt=0.0)
     metric_points: int = _f(50000, "points of each cloud used in the metrics", lo=10)
     baselines: bool = _f(True, "also evaluate the retrieval and anchor baselines")

@@ -95,6 +95,65 @@ def test_field_holes_keep_tube_rims_and_sheet_outlines():
     assert boundary_loops(sf2) == 1 and len(sf2) == len(sf)
 
 
+def _holed_sheet(n, centres, radius):
+    """grid_sheet(n) centred on 0 without the faces whose centroid is within ``radius`` of
+    any of ``centres`` (x, y)."""
+    v, f = grid_sheet(n)
+    v = v + np.array([-0.5, -0.5, 0.0])
+    mid = v[f].mean(axis=1)[:, :2]
+    far = np.ones(len(f), bool)
+    for c in centres:
+        far &= np.linalg.norm(mid - np.asarray(c), axis=1) > radius
+    return v, f[far]
+
+
+def test_field_holes_over_a_second_layer_are_closed():
+    # A hole 5 cells wide in a front sheet with the garment's other side 2 cells behind
+    # it (a thick slab): the back layer is no reason to keep the hole.
+    torch = __import__("pytest").importorskip("torch")
+    from anchorudf.reconstruct.holes import fill_field_holes
+
+    n = 20
+    front, ff = _holed_sheet(n, [(0.0, 0.0)], 0.25)
+    back, bf = grid_sheet(n)
+    back = back + np.array([-0.5, -0.5, -0.1])
+    v = np.concatenate([front, back])
+    f = np.concatenate([ff, bf + len(front)])
+    assert boundary_loops(f) == 3                             # two outlines and the hole
+
+    def two_sheets(p):
+        return torch.minimum(p[:, 2].abs(), (p[:, 2] + 0.1).abs())
+
+    v2, f2 = fill_field_holes(v, f, two_sheets, h=1 / n, max_udf=1.25 / n, batch_points=1000)
+    assert boundary_loops(f2) == 2                            # the outlines stay, on their sheets
+    assert np.abs(v2[len(v):, 2]).max() < 1e-6                # the disk is in the front sheet
+    # ... unless the hole is wider than max_radius
+    v3, f3 = fill_field_holes(v, f, two_sheets, h=1 / n, max_udf=1.25 / n, batch_points=1000,
+                              max_radius=2 / n)
+    assert boundary_loops(f3) == 3 and len(f3) == len(f)
+
+
+def test_field_holes_meeting_at_a_corner_are_both_closed():
+    # Two square holes touching at one vertex: one boundary through it twice (not a simple
+    # loop); the vertex is split and both holes are closed.
+    torch = __import__("pytest").importorskip("torch")
+    from anchorudf.geometry.topology import nonmanifold_edges, nonmanifold_vertices
+    from anchorudf.reconstruct.holes import fill_field_holes
+
+    n = 12
+    v, f = grid_sheet(n)
+    quads = np.arange(len(f)) // 2
+    qi, qj = quads % n, quads // n
+    gone = ((qi >= 4) & (qi <= 5) & (qj >= 4) & (qj <= 5)) | ((qi >= 6) & (qi <= 7) & (qj >= 6) & (qj <= 7))
+    holed = f[~gone]
+    assert len(nonmanifold_vertices(holed)) == 1              # the shared corner
+    v2, f2 = fill_field_holes(v, holed, lambda p: p[:, 2].abs(), h=1 / n, max_udf=1.25 / n, batch_points=1000)
+    assert boundary_loops(f2) == 1                            # only the outline
+    assert len(nonmanifold_edges(f2)) == 0 and len(nonmanifold_vertices(f2)) == 0
+    assert np.allclose(v2[:len(v)], v)                        # old vertices first, unchanged
+    assert trimesh.Trimesh(v2, f2, process=False).is_winding_consistent
+
+
 def _simple_loops_reference(faces):
     """Slow and plain: per connected piece of the boundary half-edges, a simple loop when
     every vertex has one half-edge out and one in (and no other boundary edge); listed from

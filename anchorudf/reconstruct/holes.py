@@ -73,30 +73,52 @@ def _simple_loops(faces: np.ndarray) -> list[list[int]]:
     return loops
 
 
+#: a disk with at least ON_MESH_FRACTION of its points within ON_MESH_CELLS cells of a
+#: mesh vertex not on its loop lies on the mesh itself (the outline of a sheet): not a
+#: hole across it. (On a grid of cell-sized triangles 79% of the sheet is that close to a
+#: vertex; a disk across a hole has only what curls in from its rim.)
+ON_MESH_CELLS = 0.5
+ON_MESH_FRACTION = 0.5
+
+
 def fill_field_holes(vertices: np.ndarray, faces: np.ndarray, udf_fn, h: float, max_udf: float,
                      batch_points: int, device: str = "cpu", steps: int = 5,
-                     quantile: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+                     quantile: float = 0.9, max_radius: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
     """Close the holes the field itself spans: boundary loops across which the UDF stays low.
 
-    For every simple boundary loop a disk is laid out as rings shrinking to the loop's
-    centroid (about one ring per ``h``). If the ``quantile`` of the UDF over the disk's
-    new vertices is at most ``max_udf``, the field says there is surface across the loop
-    (a dip of the learned field above the extraction level, not an opening of the
-    garment: there the disk's middle is far from any surface), and if the mesh does not go
-    on inside the loop (the outline of a flat sheet: a mesh vertex within half the loop's
-    mean radius of its centroid), the disk is added, wound against the loop's edges, and its
-    new vertices are projected onto the zero level (``steps`` NDF steps). Returns new
-    vertices (the old ones first) and faces.
+    Vertices where two fans touch are split first, so a boundary that runs through one
+    twice (two holes meeting at a corner, common between the blobs of a dense cloud) is
+    two simple loops. For every simple boundary loop a disk is laid out as rings shrinking
+    to the loop's centroid (about one ring per ``h``). The disk is added when
+
+    - the ``quantile`` of the UDF over its new vertices is at most ``max_udf``: the field
+      says there is surface across the loop (a dip of the learned field above the
+      extraction level; across a garment's opening the disk's middle is far from any
+      surface);
+    - the loop's mean radius is at most ``max_radius``: a learned field blurry enough to
+      span a wide opening (a neck, a hem, a waist) would close it, so only holes narrower
+      than a garment's openings are trusted to it;
+    - the disk is not the mesh itself: fewer than ``ON_MESH_FRACTION`` of its points lie
+      within ``ON_MESH_CELLS * h`` of a mesh vertex other than the loop's or of a disk
+      added before it (loops are taken from the narrowest): the outline of a sheet has
+      the sheet inside it; a second layer behind a hole, such as the other side of a
+      garment or of a thick slab, is farther than that.
+
+    An added disk is wound against the loop's edges and its new vertices are projected
+    onto the zero level (``steps`` NDF steps). Returns new vertices (the old ones first,
+    unchanged, except that split vertices are appended as copies) and faces.
     """
     import torch
     from scipy.spatial import cKDTree
 
+    from anchorudf.geometry.topology import split_nonmanifold_vertices
     from anchorudf.reconstruct.dense import project_points, udf_and_grad
 
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
     if len(f) == 0:
         return v, f
+    v, f = split_nonmanifold_vertices(v, f)
     loops = _simple_loops(f)
     if not loops:
         return v, f
@@ -105,24 +127,38 @@ def fill_field_holes(vertices: np.ndarray, faces: np.ndarray, udf_fn, h: float, 
         ring = v[loop]
         c = ring.mean(axis=0)
         radius = float(np.linalg.norm(ring - c, axis=1).mean())
+        if radius > max_radius:
+            continue
         rings = int(np.clip(np.ceil(radius / h), 1, 16))
         frac = np.arange(rings - 1, 0, -1) / rings  # outer to inner, loop itself excluded
         inner = c + (ring[None] - c) * frac[:, None, None]  # (rings-1, n, 3)
-        disks.append((loop, c, inner, radius))
+        disks.append((radius, loop, c, inner))
+    if not disks:
+        return v, f
+    # Narrow holes first: a wider loop around them (a sheet's outline) then sees the filled
+    # surface inside it.
+    disks = [d[1:] for d in sorted(disks, key=lambda d: d[0])]
     pts = np.concatenate([np.concatenate([d[1][None], d[2].reshape(-1, 3)]) for d in disks])
     fv, _ = udf_and_grad(udf_fn, torch.as_tensor(pts, dtype=torch.float32, device=device), batch_points,
                          with_grad=False)
     fv = fv.double().cpu().numpy()
-    new_v, new_f, at, n0, tree = [], [], 0, len(v), None
-    for loop, c, inner, radius in disks:
+    new_v, new_f, at, n0, tree, added = [], [], 0, len(v), None, None
+    for loop, c, inner in disks:
         k = 1 + inner.shape[0] * inner.shape[1]
         score = np.quantile(fv[at:at + k], quantile)
+        disk = pts[at:at + k]
         at += k
         if score > max_udf:
             continue
         if tree is None:
-            tree = cKDTree(v[np.unique(f)])
-        if tree.query(c)[0] < 0.5 * radius:  # the mesh goes on inside the loop: no hole
+            used = np.unique(f)
+            tree = cKDTree(v[used])
+        dist, idx = tree.query(disk, k=8)
+        dist[np.isin(used[np.minimum(idx, len(used) - 1)], loop)] = np.inf  # the loop's own vertices
+        dist = dist.min(axis=1)
+        if added is not None:  # the disks added so far are mesh too
+            dist = np.minimum(dist, added.query(disk)[0])
+        if np.mean(dist <= ON_MESH_CELLS * h) >= ON_MESH_FRACTION:  # the mesh goes on inside the loop
             continue
         n = len(loop)
         base = n0 + sum(len(x) for x in new_v)
@@ -139,6 +175,7 @@ def fill_field_holes(vertices: np.ndarray, faces: np.ndarray, udf_fn, h: float, 
             new_f.append(np.stack([q, pi, qi], 1))
         last = ids[-1]
         new_f.append(np.stack([np.roll(last, -1), last, np.full(n, centre)], 1))
+        added = cKDTree(np.concatenate(new_v))
     if not new_v:
         return v, f
     add = np.concatenate(new_v)

@@ -426,11 +426,12 @@ def extract_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig,
                  device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """The evaluation's mesh of a UDF: ``cfg.mesher`` and its hole handling.
 
-    ``shell`` (default): :func:`anchorudf.reconstruct.shell.shell_mesh`, then the holes
-    the field spans are closed (``cfg.mesh_fill_field``), then pin holes
+    ``shell``: :func:`anchorudf.reconstruct.shell.shell_mesh`, then the holes the field
+    spans are closed (``cfg.mesh_fill_field``, those of mean radius up to
+    ``cfg.mesh_fill_radius`` cells: :func:`anchorudf.reconstruct.holes.fill_field_holes`), then pin holes
     (``cfg.mesh_fill_holes``), then every vertex where two fans touch is split, so the
     result is a 2-manifold with boundary. ``meshudf``: :func:`udf_mesh` and pin holes.
-    ``points``: the shell cut of the dense points' own distance field (:func:`points_udf`,
+    ``points`` (default): the shell cut of the dense points' own distance field (:func:`points_udf`,
     level ``cfg.mesh_level`` cells; the mid-slab placement puts the layer in the cloud's middle,
     and one NDF step of that field puts the rims' vertices on their nearest points), then
     the same hole handling with the learned field.
@@ -469,6 +470,7 @@ def extract_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig,
     if len(f) and cfg.mesh_fill_field > 0:
         pts = np.asarray(points, dtype=np.float64)
         h = float(np.ptp(pts, axis=0).max()) / cfg.mesh_resolution
-        v, f = fill_field_holes(v, f, udf_fn, h, floor + cfg.mesh_fill_field * h, cfg.batch_points, device)
+        v, f = fill_field_holes(v, f, udf_fn, h, floor + cfg.mesh_fill_field * h, cfg.batch_points, device,
+                                max_radius=cfg.mesh_fill_radius * h if cfg.mesh_fill_radius > 0 else np.inf)
     v, f = fill_small_holes(v, f, cfg.mesh_fill_holes)
     return split_nonmanifold_vertices(v, f)
