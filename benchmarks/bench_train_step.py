@@ -36,6 +36,9 @@ A third row, ``now-v1code``, runs today's recipe through the first version's com
 position CNN in the standard layout), so the table splits the gain into recipe and code.
 A fourth, ``2stacks``, is the previous default (two hourglass stacks, until 2026-12-06)
 with today's code: ``now`` against it is what the one-stack model alone saves a step.
+A fifth, ``depth-input``, adds the depth head and its input to the decoder
+(``model.depth_head``, ``model.depth_input``). ``--rows now,depth-input`` times only those:
+    python benchmarks/bench_train_step.py --recipes --rows now,depth-input --steps 8 --rounds 3
 
 ``--table5`` times the four models of the paper's Table 5 at CPU scale (AnchorUDF,
 AnchorUDF-HD, PIFu-UDF, PIFuHD-UDF; 256 px renders, coarse input 128 px): seconds per
@@ -200,6 +203,8 @@ def run_case(config: str, method: str, args_dict: dict) -> dict:
 RECIPE_V1 = ["model.stacks=2", "model.pos_levels=0", "train.batch_size=8", "train.points=2000"]
 #: The previous default (until 2026-12-06): two hourglass stacks, today's code.
 RECIPE_TWO_STACKS = ["model.stacks=2"]
+#: Today's default with the depth head fed to the decoder (README "depth priors").
+RECIPE_DEPTH_INPUT = ["model.depth_head=true", "model.depth_input=true"]
 
 
 def use_reference_code() -> None:
@@ -262,16 +267,17 @@ def recipe_case(name: str, overrides: list[str], args_dict: dict, reference: boo
 
 #: --recipes rows: (name, params overrides, the first version's code path).
 RECIPE_ROWS = (("v1", RECIPE_V1, True), ("now-v1code", [], True), ("2stacks", RECIPE_TWO_STACKS, False),
-               ("now", [], False))
+               ("now", [], False), ("depth-input", RECIPE_DEPTH_INPUT, False))
 
 
 def run_recipes(args) -> None:
     """The rows of RECIPE_ROWS, each in a fresh process, ``--rounds`` times interleaved
     (a shared machine's load drifts: every row sees the same drift); per row the median
     over rounds of each round's median step."""
-    runs: dict[str, list[dict]] = {name: [] for name, _, _ in RECIPE_ROWS}
+    wanted = RECIPE_ROWS if not args.rows else [r for r in RECIPE_ROWS if r[0] in args.rows.split(",")]
+    runs: dict[str, list[dict]] = {name: [] for name, _, _ in wanted}
     for _ in range(args.rounds):
-        for name, overrides, reference in RECIPE_ROWS:
+        for name, overrides, reference in wanted:
             with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as ex:
                 runs[name].append(ex.submit(recipe_case, name, overrides, vars(args), reference).result())
     rows = {}
@@ -279,14 +285,15 @@ def run_recipes(args) -> None:
         rows[name] = {k: (float(np.median([g[k] for g in got])) if isinstance(got[0][k], float) else got[0][k])
                       for k in got[0]}
     print("recipe     | code | batch x points | main step s (fastest) | GDA step s (fastest) | query points / s (main)")
-    for name, _, reference in RECIPE_ROWS:
+    for name, _, reference in wanted:
         r = rows[name]
         print(f"{name:10s} | {'v1' if reference else 'now':4s} | {r['batch']:5d} x {r['points']:5d} | "
               f"{r['main_s']:8.3f} ({r['main_min_s']:.3f})  | {r['gda_s']:8.3f} ({r['gda_min_s']:.3f})  | "
               f"{r['points_per_s']:10.0f}")
-    v1, mid, two, now = rows["v1"], rows["now-v1code"], rows["2stacks"], rows["now"]
-    for label, a, b in (("now vs v1", v1, now), ("recipe alone (v1 code)", v1, mid), ("code alone (today's recipe)", mid, now),
-                        ("one stack alone (today's code)", two, now)):
+    pairs = (("now vs v1", "v1", "now"), ("recipe alone (v1 code)", "v1", "now-v1code"),
+             ("code alone (today's recipe)", "now-v1code", "now"), ("one stack alone (today's code)", "2stacks", "now"),
+             ("without the depth input (today's code)", "depth-input", "now"))
+    for label, a, b in ((label, rows[x], rows[y]) for label, x, y in pairs if x in rows and y in rows):
         print(f"{label}: main step {a['main_s'] / b['main_s']:.2f}x cheaper, GDA step {a['gda_s'] / b['gda_s']:.2f}x "
               f"cheaper, query points/s {b['points_per_s'] / a['points_per_s']:.2f}x")
 
@@ -347,6 +354,8 @@ def main() -> None:
     ap.add_argument("--paper-depth", type=int, default=4)
     ap.add_argument("--paper-channels", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=1, help="--recipes: interleaved rounds of every row")
+    ap.add_argument("--rows", default="", help="--recipes: comma-separated rows to time (default: all; "
+                                               "v1, now-v1code, 2stacks, now, depth-input)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="--recipes / --table5: time steps in process CPU seconds (all threads) instead of wall "
                          "clock, for a shared machine")
