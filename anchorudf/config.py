@@ -138,9 +138,9 @@ class ModelConfig:
     output: Literal["softplus", "abs", "relu"] = _f("softplus", "output activation keeping distances >= 0")
     silhouette_input: bool = _f(False, "give the coarse image encoder two more input channels: the mask and each "
                                        "pixel's distance to the silhouette's edge (NDC), a depth prior")
-    depth_head: bool = _f(False, "a 1x1 head on every stack's feature map predicting, per feature cell, the NDC "
+    depth_head: bool = _f(True, "a 1x1 head on every stack's feature map predicting, per feature cell, the NDC "
                                  "depth of the nearest and farthest garment surface (trained with train.lambda_depth)")
-    depth_input: bool = _f(False, "also give the decoder the depth heads' two predictions at the query's pixel "
+    depth_input: bool = _f(True, "also give the decoder the depth heads' two predictions at the query's pixel "
                                   "(beside its z: the offsets to the nearest and farthest surface); needs depth_head")
     coarse_size: int = _f(0, "side of the coarse network's input in px, area-downsampled from the render "
                              "(render.size must be a multiple); 0 = render.size (512 in the paper)", lo=0, hi=4096)
@@ -344,7 +344,8 @@ def _validate(p: Params) -> None:
         raise ConfigError("train.steps: train.steps + train.gda_steps must be at least 1 "
                           "(a run of 0 steps would export an untrained model)")
     if p.model.depth_input and not p.model.depth_head:
-        raise ConfigError("model.depth_input: needs model.depth_head (the decoder reads the depth heads' output)")
+        raise ConfigError("model.depth_input: needs model.depth_head (the decoder reads the depth heads' output); "
+                          "for a model without depth heads set both false")
     # The encoder's 4x stem, then model.depth halvings (models.hourglass.bottleneck_side).
     coarse = p.model.coarse_size or p.render.size
     if p.render.size % coarse:

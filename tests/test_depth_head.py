@@ -84,14 +84,29 @@ def test_model_heads_shapes_phases_and_old_configs():
     assert "depth" not in model(image, points, last_only=True)
     model.set_train_phase("gda")  # the heads are encoder modules: frozen with them
     assert not any(p.requires_grad for p in model.depth_heads.parameters())
-    plain = AnchorUDF(ModelConfig(**TINY), 10, 32)
+    plain = AnchorUDF(ModelConfig(**TINY, depth_head=False, depth_input=False), 10, 32)
     assert plain.depth_heads is None and "depth" not in plain(image, points)
     # the heads come after the coarse modules: a plain model's weights are a prefix
     names = [n for n, _ in model.named_parameters()]
     assert names[:len(list(plain.parameters()))] == [n for n, _ in plain.named_parameters()]
-    data = dataclasses.asdict(ModelConfig(**TINY))
-    data.pop("depth_head")
-    assert ModelConfig(**data).depth_head is False
+
+
+def test_checkpoints_written_before_the_depth_keys_load_without_heads(tmp_path):
+    # The shipped weights' config.json predates silhouette_input / depth_head / depth_input:
+    # whatever today's defaults, such a checkpoint is the plain model it was trained as.
+    from anchorudf.models.checkpoint import load_model, model_meta, write_model
+
+    plain = AnchorUDF(ModelConfig(**TINY, depth_head=False, depth_input=False), 10, 32)
+    meta = model_meta(plain, None, 0)
+    for key in ("silhouette_input", "depth_head", "depth_input"):
+        meta["model"].pop(key)
+    write_model(tmp_path / "old", plain, meta)
+    loaded, _ = load_model(tmp_path / "old")
+    assert loaded.depth_heads is None
+    assert loaded.cfg.depth_head is False and loaded.cfg.depth_input is False
+    with_heads = AnchorUDF(ModelConfig(**TINY, depth_head=True, depth_input=True), 10, 32)
+    write_model(tmp_path / "new", with_heads, model_meta(with_heads, None, 0))
+    assert load_model(tmp_path / "new")[0].depth_heads is not None
 
 
 def test_trainer_adds_the_depth_loss_in_the_main_phase_only():
@@ -188,6 +203,8 @@ def test_depth_input_feeds_the_decoder_the_predicted_depths():
     out = model.train()(image, points, with_grad=True)
     assert len(out["depth"]) == 2 and torch.isfinite(out["grad"]).all()
     with pytest.raises(ValueError, match="depth_head"):
-        AnchorUDF(ModelConfig(**TINY, depth_input=True), 10, 32)
+        AnchorUDF(ModelConfig(**TINY, depth_head=False, depth_input=True), 10, 32)
     with pytest.raises(ConfigError, match="depth_head"):
-        load_params(None, ["model.depth_input=true"])
+        load_params(None, ["model.depth_head=false", "model.depth_input=true"])
+    with pytest.raises(ConfigError, match="depth_head"):
+        load_params(None, ["model.depth_head=false"])  # the default depth_input needs it

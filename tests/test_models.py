@@ -40,7 +40,8 @@ def test_shapes_every_variant_and_anchor_count(variant, k):
     enc = model.encode(image)
     assert (enc.volume is not None) == (variant == "anchors")
     widths = {"anchors": 8 + 4 + 3, "xyz": 8 + 3, "depth": 8 + 1}
-    assert model.decoder_input(enc, points).shape == (2, 64, widths[variant])
+    depth_maps = 2 if model.cfg.depth_input else 0  # the default feeds the depth heads' two maps too
+    assert model.decoder_input(enc, points).shape == (2, 64, widths[variant] + depth_maps)
 
 
 def test_paper_depth_and_batchnorm_build():

@@ -231,6 +231,12 @@ def load_weights(folder: Path, model: AnchorUDF, device: str | torch.device = "c
     model.load_state_dict(state)
 
 
+#: Model keys added after checkpoints had been written (the shipped weights among them), with
+#: the value that rebuilds such a checkpoint's model: the feature off. A config.json without
+#: one of them is read with this value, not with today's default.
+MODEL_KEYS_ADDED = {"silhouette_input": False, "depth_head": False, "depth_input": False}
+
+
 def load_model(path: str | Path, device: str = "cpu") -> tuple[AnchorUDF, dict[str, Any]]:
     """Rebuild an AnchorUDF from a model or checkpoint folder (or its model.safetensors).
 
@@ -251,7 +257,8 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[AnchorUDF, dict[s
         # render.size = the input size, so the model config is validated against it
         # (model.coarse_size, the depths).
         size = int(meta["image_size"])
-        cfg = params_from_dict({"model": meta["model"], "render": {"size": size}}).model
+        model_cfg = {**MODEL_KEYS_ADDED, **meta["model"]}
+        cfg = params_from_dict({"model": model_cfg, "render": {"size": size}}).model
         model = AnchorUDF(cfg, int(meta["anchor_count"]), size)
     except ConfigError as exc:
         raise CheckpointError(f"{config}: not a valid model config ({exc})") from None

@@ -1,6 +1,8 @@
 """The README's lean-model table: one hourglass stack instead of two, at the two-stack
 control's steps and at 4800 + 600 steps (1.15x its training time on a quiet machine),
-against the two-stack recipe trained the same way.
+and that one-stack model with the depth head fed to the decoder (``model.depth_head``,
+``model.depth_input``; ``stacks1_dinput``, the default since the stop after), against the
+two-stack recipe trained the same way.
 
 Run: ``python reports/experiments/lean_model/summarise.py``. Every ``<variant>_s<seed>/``
 folder holds the evaluate stage's ``metrics.json`` and ``views.csv`` (dense points,
@@ -33,9 +35,10 @@ def load() -> dict[str, list[dict]]:
 
 
 #: Row labels of the README's table.
-LABELS = {"default": "two stacks, 3100 + 390 (the previous default), the control",
-          "stacks1_5400": "**one stack, 4800 + 600 (the default now)**",
-          "stacks1_3490": "one stack, 3100 + 390 (the control's steps)"}
+LABELS = {"default": "two stacks, 3100 + 390 (the default until 2026-12-06), the control",
+          "stacks1_5400": "one stack, 4800 + 600 (the default of 2026-12-06)",
+          "stacks1_3490": "one stack, 3100 + 390 (the control's steps)",
+          "stacks1_dinput": "**one stack, 4800 + 600, depth head + depth input (the default now)**"}
 
 
 def labelled(lines: list[str]) -> list[str]:
