@@ -34,11 +34,12 @@ GDA-phase step and query points per second (items x points / s), same run, same 
 A third row, ``now-v1code``, runs today's recipe through the first version's computation
 (``use_reference_code``: per-stack decoder inputs and a layer-by-layer decoder, the
 position CNN in the standard layout), so the table splits the gain into recipe and code.
-A fourth, ``2stacks``, is the previous default (two hourglass stacks, until 2026-12-06)
-with today's code: ``now`` against it is what the one-stack model alone saves a step.
-A fifth, ``depth-input``, adds the depth head and its input to the decoder
-(``model.depth_head``, ``model.depth_input``). ``--rows now,depth-input`` times only those:
-    python benchmarks/bench_train_step.py --recipes --rows now,depth-input --steps 8 --rounds 3
+A fourth, ``2stacks``, is the default until 2026-12-06 (two hourglass stacks, no depth
+input) with today's code, and a fifth, ``no-depth-input``, today's default without the depth
+head and its input to the decoder (``model.depth_head``, ``model.depth_input``): ``2stacks``
+against ``no-depth-input`` is what the one-stack model alone saves a step, ``no-depth-input``
+against ``now`` what the depth input costs. ``--rows`` times only some rows:
+    python benchmarks/bench_train_step.py --recipes --rows no-depth-input,now --steps 8 --rounds 3
 
 ``--table5`` times the four models of the paper's Table 5 at CPU scale (AnchorUDF,
 AnchorUDF-HD, PIFu-UDF, PIFuHD-UDF; 256 px renders, coarse input 128 px): seconds per
@@ -199,12 +200,13 @@ def run_case(config: str, method: str, args_dict: dict) -> dict:
             "decoder_in": trainer.model.decoder.in_dim, "grad": grad.numpy().tolist() if grad is not None else None}
 
 
+#: Today's default without the depth head and its input to the decoder (README "the depth
+#: head fed to the decoder"; the default until the stop after 2026-12-06's).
+NO_DEPTH = ["model.depth_head=false", "model.depth_input=false"]
 #: The first CPU default, for --recipes (what today's defaults are measured against).
-RECIPE_V1 = ["model.stacks=2", "model.pos_levels=0", "train.batch_size=8", "train.points=2000"]
-#: The previous default (until 2026-12-06): two hourglass stacks, today's code.
-RECIPE_TWO_STACKS = ["model.stacks=2"]
-#: Today's default with the depth head fed to the decoder (README "depth priors").
-RECIPE_DEPTH_INPUT = ["model.depth_head=true", "model.depth_input=true"]
+RECIPE_V1 = ["model.stacks=2", "model.pos_levels=0", "train.batch_size=8", "train.points=2000", *NO_DEPTH]
+#: The default until 2026-12-06: two hourglass stacks, no depth input, today's code.
+RECIPE_TWO_STACKS = ["model.stacks=2", *NO_DEPTH]
 
 
 def use_reference_code() -> None:
@@ -267,7 +269,7 @@ def recipe_case(name: str, overrides: list[str], args_dict: dict, reference: boo
 
 #: --recipes rows: (name, params overrides, the first version's code path).
 RECIPE_ROWS = (("v1", RECIPE_V1, True), ("now-v1code", [], True), ("2stacks", RECIPE_TWO_STACKS, False),
-               ("now", [], False), ("depth-input", RECIPE_DEPTH_INPUT, False))
+               ("no-depth-input", NO_DEPTH, False), ("now", [], False))
 
 
 def run_recipes(args) -> None:
@@ -291,8 +293,9 @@ def run_recipes(args) -> None:
               f"{r['main_s']:8.3f} ({r['main_min_s']:.3f})  | {r['gda_s']:8.3f} ({r['gda_min_s']:.3f})  | "
               f"{r['points_per_s']:10.0f}")
     pairs = (("now vs v1", "v1", "now"), ("recipe alone (v1 code)", "v1", "now-v1code"),
-             ("code alone (today's recipe)", "now-v1code", "now"), ("one stack alone (today's code)", "2stacks", "now"),
-             ("without the depth input (today's code)", "depth-input", "now"))
+             ("code alone (today's recipe)", "now-v1code", "now"),
+             ("one stack alone (today's code, both without the depth input)", "2stacks", "no-depth-input"),
+             ("the depth input (today's code; below 1x: dearer)", "no-depth-input", "now"))
     for label, a, b in ((label, rows[x], rows[y]) for label, x, y in pairs if x in rows and y in rows):
         print(f"{label}: main step {a['main_s'] / b['main_s']:.2f}x cheaper, GDA step {a['gda_s'] / b['gda_s']:.2f}x "
               f"cheaper, query points/s {b['points_per_s'] / a['points_per_s']:.2f}x")
@@ -300,7 +303,7 @@ def run_recipes(args) -> None:
 
 #: Table 5 at CPU scale (README "AnchorUDF-HD and the paper's Table 5"): 256 px renders,
 #: the coarse level reading them area-downsampled to 128 px.
-TABLE5_COMMON = ["render.size=256", "model.coarse_size=128"]
+TABLE5_COMMON = ["render.size=256", "model.coarse_size=128", *NO_DEPTH]  # the paper's models: no depth head
 TABLE5_PIFU = ["model.position_feature=depth", "train.lambda_ap=0"]
 TABLE5_HD = "model.hd_enabled=true"
 TABLE5 = (("AnchorUDF", []), ("AnchorUDF-HD", [TABLE5_HD]),
@@ -355,7 +358,7 @@ def main() -> None:
     ap.add_argument("--paper-channels", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=1, help="--recipes: interleaved rounds of every row")
     ap.add_argument("--rows", default="", help="--recipes: comma-separated rows to time (default: all; "
-                                               "v1, now-v1code, 2stacks, now, depth-input)")
+                                               "v1, now-v1code, 2stacks, no-depth-input, now)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="--recipes / --table5: time steps in process CPU seconds (all threads) instead of wall "
                          "clock, for a shared machine")
