@@ -237,6 +237,9 @@ class EvaluateConfig:
                                        "on the loop); 0 = off", lo=0.0)
     mesh_fill_radius: float = _f(9.0, "mesh_fill_field closes only holes of at most this mean radius, in cells "
                                       "(a blurry field spans wider openings: necks, hems, waists); 0 = any", lo=0.0)
+    mesh_recover: int = _f(40, "points mesher: keep whole the pieces of the cloud's shell that the cut into one "
+                               "layer drops on both sides (a thin sleeve or leg the field filled), when they have "
+                               "at least this many shell vertices; 0 = off", lo=0)
     fscore_threshold: float = _f(0.01, "F-score distance, fraction of garment size", gt=0.0)
     metric_points: int = _f(50000, "points of each cloud used in the metrics", lo=10)
     baselines: bool = _f(True, "also evaluate the retrieval and anchor baselines")

@@ -386,6 +386,37 @@ def test_points_mesher_level_bridges_gaps_in_a_blobby_cloud():
     assert cKDTree(pts).query(v)[0].max() < 3.0 * h          # bridges span the gaps, no further
 
 
+def test_points_mesher_keeps_a_sleeve_the_field_filled():
+    """evaluate.mesh_recover: a hollow torso (a blurry tube: two layers, the inner one
+    kept) with a thin solid sleeve coming out of its side. The sleeve's shell hangs on
+    the torso's dropped outer layer and is too small a piece to keep a half of its own,
+    so the cut drops it whole; recovered, it is meshed at the cloud's own surface."""
+    from scipy.spatial import cKDTree
+
+    from anchorudf.geometry.topology import mesh_topology
+    from anchorudf.reconstruct.meshing import points_udf
+
+    rng = np.random.default_rng(0)
+    n, m = 30000, 4000
+    th, rad = rng.uniform(0, 2 * np.pi, n), 0.3 + rng.normal(0, 0.012, n)
+    torso = np.c_[rad * np.cos(th), rng.uniform(-0.5, 0.5, n), rad * np.sin(th)]
+    t, r, a = rng.uniform(0, 0.3, m), 0.045 * np.sqrt(rng.uniform(0, 1, m)), rng.uniform(0, 2 * np.pi, m)
+    sleeve = np.c_[0.3 + t, 0.2 + r * np.cos(a), r * np.sin(a)]
+    pts = np.r_[torso, sleeve]
+    h = np.ptp(pts, axis=0).max() / 40
+    far = sleeve[sleeve[:, 0] > 0.4]
+    dist = {}
+    for rec in (0, 40):
+        cfg = _cfg(mesher="points", mesh_fill_field=0.0, mesh_fill_holes=0, mesh_recover=rec)
+        v, f = extract_mesh(points_udf(pts), pts, cfg)
+        dist[rec] = cKDTree(v).query(far)[0] / h
+        assert cKDTree(v).query(torso)[0].mean() < h                  # the torso is there either way
+        topo = mesh_topology(v, f)
+        assert topo["nonmanifold_edges"] == 0 and topo["nonmanifold_vertices"] == 0
+    assert dist[0].mean() > 4                                        # dropped: no surface near the sleeve
+    assert dist[40].mean() < 1.2 and dist[40].max() < 3              # kept, on the cloud
+
+
 def test_shell_mesh_deterministic_and_empty_field():
     cfg = _cfg()
     pts = dense_point_cloud(cap_udf, cfg, delta=0.2)

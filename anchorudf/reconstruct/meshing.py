@@ -433,7 +433,8 @@ def extract_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig,
     result is a 2-manifold with boundary. ``meshudf``: :func:`udf_mesh` and pin holes.
     ``points`` (default): the shell cut of the dense points' own distance field (:func:`points_udf`,
     level ``cfg.mesh_level`` cells; the mid-slab placement puts the layer in the cloud's middle,
-    and one NDF step of that field puts the rims' vertices on their nearest points), then
+    and one NDF step of that field puts the rims' vertices on their nearest points; pieces the
+    cut drops on both sides, of at least ``cfg.mesh_recover`` shell vertices, are kept whole), then
     the same hole handling with the learned field.
     ``auto``: ``shell`` and ``meshudf``, and the one closer to ``points`` (the field's
     dense points, no ground truth) by :func:`mesh_to_points_chamfer`.
@@ -460,7 +461,7 @@ def extract_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig,
 
         v, f = shell_mesh(points_udf(points), points, cfg, device=device, min_component_faces=cfg.mesh_min_faces,
                           eps_cells=cfg.mesh_level, floor_cells=None, mid_max_cells=30.0,
-                          mid_projection="never", ndf_steps=1)
+                          mid_projection="never", ndf_steps=1, recover_min_vertices=cfg.mesh_recover)
         # The mesh's level was the cloud's, not the field's: a hole the field spans is one
         # where it stays within mesh_fill_field cells of its own floor.
         if len(f) and cfg.mesh_fill_field > 0:

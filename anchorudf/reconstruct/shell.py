@@ -39,7 +39,12 @@ own cut. All in NDC; ``h`` is the cell side.
    Islands of one label smaller than ``island_frac`` of their shell piece are flipped
    (noise on the field leaves a few).
 4. Keep the faces whose three vertices are labelled +1: one layer, an open mesh whose
-   rims are where the shell turned around. Its edges are a subset of the shell's, so no
+   rims are where the shell turned around. Optionally (``recover_min_vertices``, the
+   ``points`` mesher's default), shell pieces that the cut dropped on both sides are kept
+   whole (:func:`uncovered_pieces`): a thin sleeve the field filled is a solid sausage in
+   the cloud, its shell hangs on a garment's dropped outer layer and is too small a piece
+   to keep a half of its own against the island rule, so it would vanish; kept, it is a
+   tube at the cloud's surface. Its edges are a subset of the shell's, so no
    edge has more than two faces; winding is the shell's, turned for the inner layer so
    that normals point outwards (away from the body).
 5. Mid-slab placement (:func:`mid_slab_positions`): each kept vertex whose ray along
@@ -282,6 +287,40 @@ def _merge_islands(faces: np.ndarray, labels: np.ndarray, comp: np.ndarray, frac
     return labels
 
 
+def uncovered_pieces(mid: np.ndarray, faces: np.ndarray, labels: np.ndarray, exits: np.ndarray, h: float,
+                     min_vertices: int) -> np.ndarray:
+    """Boolean mask of the dropped shell vertices that the kept layer does not cover.
+
+    A dropped vertex is covered when a kept vertex (at its placed position ``mid``) lies
+    within ``max(2 h, 0.75 * exits)`` of it: the kept layer is the other side, or the
+    middle, of its slab. Where the layer cut dropped both sides of a slab (a thin tube the
+    field filled: every ray crosses the whole tube, the cut halves it and the island rule
+    flips the smaller half), nothing kept is near; the connected pieces of such vertices on
+    the shell with at least ``min_vertices`` vertices are returned, the rest is noise.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    kept = labels > 0
+    out = np.zeros(len(mid), dtype=bool)
+    if not kept.any() or kept.all():
+        return out
+    cand = np.flatnonzero(~kept)
+    reach = np.maximum(2.0 * h, 0.75 * np.where(np.isfinite(exits[cand]), exits[cand], 4.0 * h))
+    d, _ = cKDTree(mid[kept]).query(mid[cand], distance_upper_bound=float(reach.max()) + h)
+    bare = np.zeros(len(mid), dtype=bool)
+    bare[cand[d > reach]] = True
+    e = unique_edges(faces)
+    e = e[bare[e[:, 0]] & bare[e[:, 1]]]
+    n = len(mid)
+    _, piece = connected_components(coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)),
+                                    directed=False)
+    sizes = np.bincount(piece[bare], minlength=piece.max() + 1)
+    out[bare] = sizes[piece[bare]] >= min_vertices
+    return out
+
+
 def mid_slab_positions(verts: np.ndarray, faces: np.ndarray, normals: np.ndarray, exits: np.ndarray,
                        max_len: float, smooth_steps: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Shell vertices moved half-way through the slab: ``v - s * n``, ``s ~ exits / 2``.
@@ -331,7 +370,7 @@ def shell_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig, device: s
                max_thickness_cells: float = 30.0, prior_weight: float = 0.5, keep: str = "inner",
                relative_prior: bool = True, island_frac: float = 0.05, mid_slab: bool = True,
                mid_max_cells: float = 30.0, mid_projection: str = "zero", ndf_steps: int = 5,
-               min_component_faces: int = 8,
+               min_component_faces: int = 8, recover_min_vertices: int = 0,
                eig_tol: float = 1e-4, debug: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mesh the zero level of a (learned, noisy) UDF as an open surface (module doc).
 
@@ -355,6 +394,10 @@ def shell_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig, device: s
         mid_max_cells: thickest slab (cells) whose middle is taken.
         ndf_steps: NDF steps of the final projection.
         min_component_faces: smaller connected pieces are dropped.
+        recover_min_vertices: pieces of the shell that neither layer covers (both sides of
+            the slab dropped: a sleeve the field filled, cut in half and lost to the island
+            rule) with at least this many vertices are kept whole, at the shell's position,
+            then projected (:func:`uncovered_pieces`); 0 = off.
         debug: if a dict, filled with the shell and its labels.
 
     Returns (V, 3) float64 NDC vertices and (F, 3) int64 faces with consistent winding
@@ -417,16 +460,25 @@ def shell_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig, device: s
     if debug is not None:
         debug.update(shell_v=verts, shell_f=faces, normals=nrm, labels=labels, comp=comp, exits=exits,
                      eps=eps, h=h)
+    shell_v = verts
     if mid_slab:
         verts, mid_w = mid_slab_positions(verts, faces, nrm, exits, mid_max_cells * h)
-    faces = faces[(labels[faces] > 0).all(axis=1)]
+    recovered = np.zeros(len(verts), dtype=bool)
+    if recover_min_vertices > 0:
+        recovered = uncovered_pieces(verts, faces, labels, exits, h, recover_min_vertices)
+        if mid_slab:
+            verts = np.where(recovered[:, None], shell_v, verts)
+            mid_w = np.where(recovered, 0.0, mid_w)
+    layer = (labels[faces] > 0).all(axis=1)
+    tube = recovered[faces].all(axis=1)
+    if keep == "inner":
+        faces = np.where(layer[:, None], faces[:, ::-1], faces)  # normals away from the body, as the outer layer's
+    faces = faces[layer | tube]
     faces = faces[_small_pieces(faces, min_component_faces)]
     if len(faces) == 0:
         return _EMPTY
     used = np.unique(faces)
     verts, faces = _compact(verts, faces)
-    if keep == "inner":
-        faces = faces[:, ::-1].copy()  # normals away from the body, as the outer layer's
     moved, f_moved = project_points(udf_fn, torch.as_tensor(verts, dtype=torch.float32, device=device),
                                     delta=2 * eps, num_steps=ndf_steps, batch_points=cfg.batch_points)
     moved = moved.double().cpu().numpy()
