@@ -1,8 +1,9 @@
 """The README's lean-model table: one hourglass stack instead of two, at the two-stack
 control's steps and at 4800 + 600 steps (1.15x its training time on a quiet machine),
 and that one-stack model with the depth head fed to the decoder (``model.depth_head``,
-``model.depth_input``; ``stacks1_dinput``, the default since the stop after), against the
-two-stack recipe trained the same way.
+``model.depth_input``; ``stacks1_dinput``, the default since the stop after), and that
+default with an ``abs`` output (``output_abs``, with ``train.udf_clamp=target``: with the
+paper's clamp seed 0 died), against the two-stack recipe trained the same way.
 
 Run: ``python reports/experiments/lean_model/summarise.py``. Every ``<variant>_s<seed>/``
 folder holds the evaluate stage's ``metrics.json`` and ``views.csv`` (dense points,
@@ -31,14 +32,16 @@ def load() -> dict[str, list[dict]]:
     runs = {"default": [dp._points(d) for d in sorted(dp.HERE.glob("default_s*"))]}
     for d in sorted(p for p in HERE.iterdir() if (p / "metrics.json").is_file()):
         runs.setdefault(d.name.rsplit("_s", 1)[0], []).append(dp._points(d))
-    return runs
+    order = list(LABELS)
+    return dict(sorted(runs.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 
 #: Row labels of the README's table.
 LABELS = {"default": "two stacks, 3100 + 390 (the default until 2026-12-06), the control",
-          "stacks1_5400": "one stack, 4800 + 600 (the default of 2026-12-06)",
           "stacks1_3490": "one stack, 3100 + 390 (the control's steps)",
-          "stacks1_dinput": "**one stack, 4800 + 600, depth head + depth input (the default now)**"}
+          "stacks1_5400": "one stack, 4800 + 600 (the default of 2026-12-06)",
+          "stacks1_dinput": "**one stack, 4800 + 600, depth head + depth input (the default now)**",
+          "output_abs": "the default with `model.output=abs`, `train.udf_clamp=target`"}
 
 
 def labelled(lines: list[str]) -> list[str]:
