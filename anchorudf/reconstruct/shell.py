@@ -248,21 +248,27 @@ def _layer_labels(a, prior: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndar
     return labels, comp
 
 
+def _edge_pieces(edges: np.ndarray, n: int) -> tuple[int, np.ndarray]:
+    """Connected pieces of ``n`` vertices joined by ``edges`` (E, 2): their count and each
+    vertex's piece (a vertex on no edge is a piece of its own)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    return connected_components(graph, directed=False)
+
+
 def _merge_islands(faces: np.ndarray, labels: np.ndarray, comp: np.ndarray, frac: float,
                    max_rounds: int = 100) -> np.ndarray:
     """Flip islands (connected pieces of one label on the shell) holding fewer than
     ``frac`` of their shell piece's vertices, smallest first, until none is left."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     labels = labels.copy()
     e = unique_edges(faces)
     n = len(labels)
     csize = np.bincount(comp, minlength=1)
     for _ in range(max_rounds):
         same = labels[e[:, 0]] == labels[e[:, 1]]
-        g = coo_matrix((np.ones(int(same.sum())), (e[same, 0], e[same, 1])), shape=(n, n))
-        k, isl = connected_components(g, directed=False)
+        k, isl = _edge_pieces(e[same], n)
         sizes = np.bincount(isl, minlength=k)
         first = np.zeros(k, dtype=np.int64)
         first[isl[::-1]] = np.arange(n)[::-1]
@@ -292,14 +298,12 @@ def uncovered_pieces(mid: np.ndarray, faces: np.ndarray, labels: np.ndarray, exi
     """Boolean mask of the dropped shell vertices that the kept layer does not cover.
 
     A dropped vertex is covered when a kept vertex (at its placed position ``mid``) lies
-    within ``max(2 h, 0.75 * exits)`` of it: the kept layer is the other side, or the
-    middle, of its slab. Where the layer cut dropped both sides of a slab (a thin tube the
+    within ``max(2 h, 0.75 * exits)`` of it (3 h where its ray found no far side): the kept
+    layer is the other side, or the middle, of its slab. Where the layer cut dropped both sides of a slab (a thin tube the
     field filled: every ray crosses the whole tube, the cut halves it and the island rule
     flips the smaller half), nothing kept is near; the connected pieces of such vertices on
     the shell with at least ``min_vertices`` vertices are returned, the rest is noise.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
 
     kept = labels > 0
@@ -312,11 +316,8 @@ def uncovered_pieces(mid: np.ndarray, faces: np.ndarray, labels: np.ndarray, exi
     bare = np.zeros(len(mid), dtype=bool)
     bare[cand[d > reach]] = True
     e = unique_edges(faces)
-    e = e[bare[e[:, 0]] & bare[e[:, 1]]]
-    n = len(mid)
-    _, piece = connected_components(coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)),
-                                    directed=False)
-    sizes = np.bincount(piece[bare], minlength=piece.max() + 1)
+    k, piece = _edge_pieces(e[bare[e[:, 0]] & bare[e[:, 1]]], len(mid))
+    sizes = np.bincount(piece[bare], minlength=k)
     out[bare] = sizes[piece[bare]] >= min_vertices
     return out
 
