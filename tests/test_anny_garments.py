@@ -188,6 +188,96 @@ def test_prune_anny_cache_keeps_only_compact_data(tmp_path):
     assert sorted(removed) == sorted(drop) and keep.exists() and other.exists()
 
 
+class _Scale:
+    """A stand-in for anny's world transformation: any map applied to the offsets."""
+
+    def apply(self, x):
+        return 0.1 * x
+
+
+def _blend_shape_pair(path, dtype=None):
+    """(anny's own load_blend_shape, load_blend_shape_fast) of one target file."""
+    import torch
+    from anny.models import full_model
+
+    original = getattr(full_model.load_blend_shape, "_anchorudf_original", full_model.load_blend_shape)
+    dtype = dtype or torch.float32
+    return (original(str(path), 40, _Scale(), dtype),
+            ab.load_blend_shape_fast(str(path), 40, _Scale(), dtype, original))
+
+
+@pytest.mark.parametrize("text", [
+    b"0 0.1 -0.2 0.3\n7 1e-3 2.5 -0.0001\n39 0.333333333333333314829616256247 1 2\n",  # rounding to float32
+    b"3 1 2 3",  # no final newline
+    b"",  # an empty target (anny ships some): all zeros
+])
+def test_fast_blend_shape_reader_gives_annys_tensors(tmp_path, text):
+    import gzip
+
+    import torch
+
+    path = tmp_path / "t.target.gz"
+    path.write_bytes(gzip.compress(text))
+    for dtype in (torch.float32, torch.float64):
+        theirs, ours = _blend_shape_pair(path, dtype)
+        assert ours.dtype == theirs.dtype and torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize("text", [
+    b"0 1 2\n",  # three numbers
+    b"0 1 2 3\n\n1 1 2 3\n",  # a blank line
+    b"40 1 2 3\n",  # vertex id out of range
+    b"1.5 1 2 3\n",  # not an integer id
+])
+def test_fast_blend_shape_reader_leaves_odd_files_to_anny(tmp_path, text):
+    """What anny's reader rejects is rejected the same way (its own error)."""
+    import gzip
+
+    from anny.models import full_model
+
+    path = tmp_path / "t.target.gz"
+    path.write_bytes(gzip.compress(text))
+    original = getattr(full_model.load_blend_shape, "_anchorudf_original", full_model.load_blend_shape)
+    with pytest.raises(Exception) as theirs:
+        original(str(path), 40, _Scale(), None)
+    calls = []
+
+    def spy(*args):
+        calls.append(args)
+        return original(*args)
+
+    with pytest.raises(type(theirs.value)):
+        ab.load_blend_shape_fast(str(path), 40, _Scale(), None, spy)
+    assert calls  # anny's reader was asked
+
+
+def test_fast_blend_shape_reader_keeps_the_last_line_of_a_twice_named_vertex(tmp_path):
+    import gzip
+
+    import torch
+
+    path = tmp_path / "t.target.gz"
+    path.write_bytes(gzip.compress(b"2 1 1 1\n2 5 6 7\n"))
+    theirs, ours = _blend_shape_pair(path)
+    assert torch.equal(ours, theirs) and float(ours[2, 0]) == pytest.approx(0.5)
+
+
+def test_fast_blend_shape_reader_on_annys_own_targets():
+    """A sample of the targets the build reads: the same tensors as anny's reader."""
+    import torch
+    from anny.models import full_model
+
+    root = Path(full_model.get_anny_root_dir()) / "data" / "mpfb2" / "targets"
+    files = sorted(root.rglob("*.target.gz"))
+    if not files:
+        pytest.skip("anny ships no targets here")
+    original = getattr(full_model.load_blend_shape, "_anchorudf_original", full_model.load_blend_shape)
+    for path in files[:: max(1, len(files) // 25)]:
+        n = 30000
+        assert torch.equal(ab.load_blend_shape_fast(str(path), n, _Scale(), torch.float32, original),
+                           original(str(path), n, _Scale(), torch.float32)), path
+
+
 # ----------------------------------------------------------------- diversity (no anny)
 
 @dataclass(frozen=True)
