@@ -142,6 +142,9 @@ class ModelConfig:
                                  "depth of the nearest and farthest garment surface (trained with train.lambda_depth)")
     depth_input: bool = _f(True, "also give the decoder the depth heads' two predictions at the query's pixel "
                                   "(beside its z: the offsets to the nearest and farthest surface); needs depth_head")
+    depth_abs: bool = _f(False, "also give the decoder abs(z - near) and abs(z - far) of the depth heads' "
+                                 "predictions at the query's pixel: a V with its tip at each predicted surface; "
+                                 "needs depth_input")
     coarse_size: int = _f(0, "side of the coarse network's input in px, area-downsampled from the render "
                              "(render.size must be a multiple); 0 = render.size (512 in the paper)", lo=0, hi=4096)
     hd_enabled: bool = _f(False, "AnchorUDF-HD (paper 4.4): add PIFuHD's fine level, reading the full "
@@ -349,6 +352,8 @@ def _validate(p: Params) -> None:
     if p.model.depth_input and not p.model.depth_head:
         raise ConfigError("model.depth_input: needs model.depth_head (the decoder reads the depth heads' output); "
                           "for a model without depth heads set both false")
+    if p.model.depth_abs and not p.model.depth_input:
+        raise ConfigError("model.depth_abs: needs model.depth_input (it is made from the depth the decoder reads)")
     # The encoder's 4x stem, then model.depth halvings (models.hourglass.bottleneck_side).
     coarse = p.model.coarse_size or p.render.size
     if p.render.size % coarse:

@@ -208,3 +208,35 @@ def test_depth_input_feeds_the_decoder_the_predicted_depths():
         load_params(None, ["model.depth_head=false", "model.depth_input=true"])
     with pytest.raises(ConfigError, match="depth_head"):
         load_params(None, ["model.depth_head=false"])  # the default depth_input needs it
+
+
+def test_depth_abs_gives_the_decoder_the_distance_in_z_to_each_predicted_surface():
+    from anchorudf.config import ConfigError, load_params
+    from anchorudf.models.checkpoint import MODEL_KEYS_ADDED
+
+    torch.manual_seed(0)
+    plain = AnchorUDF(ModelConfig(**TINY, depth_head=True, depth_input=True), 10, 32).eval()
+    model = AnchorUDF(ModelConfig(**TINY, depth_head=True, depth_input=True, depth_abs=True), 10, 32).eval()
+    image, points = torch.rand(1, 3, 32, 32), torch.rand(1, 40, 3) * 2 - 1
+    enc = model.encode(image)
+    x = model.decoder_input(enc, points)
+    assert x.shape[-1] == plain.decoder_input(plain.encode(image), points).shape[-1] + 2
+    near_far = x[..., 8:10]  # the depth maps at the point's pixel, after the 8 feature channels
+    torch.testing.assert_close(x[..., -2:], (points[..., 2:3] - near_far).abs())
+    # a point moved in z onto the predicted near surface gets 0 there
+    on = points.clone()
+    on[..., 2] = near_far[..., 0]
+    assert model.decoder_input(enc, on)[..., -2].abs().max() < 1e-6
+    # two stacks: each stack's own depth maps, the same as decoding each stack alone
+    two = AnchorUDF(ModelConfig(**{**TINY, "stacks": 2}, depth_head=True, depth_input=True, depth_abs=True), 10, 32)
+    two.eval()
+    enc2 = two.encode(image)
+    both, _ = two.decode_stacks(enc2, points, [0, 1])
+    for s in (0, 1):
+        torch.testing.assert_close(both[s], two.decode_stacks(enc2, points, [s])[0][0])
+        torch.testing.assert_close(both[s], two.decode_stacks_reference(enc2, points, [s])[0][0])
+    out = model.train()(image, points, with_grad=True)
+    assert torch.isfinite(out["grad"]).all()
+    with pytest.raises(ConfigError, match="depth_input"):
+        load_params(None, ["model.depth_input=false", "model.depth_abs=true"])
+    assert MODEL_KEYS_ADDED["depth_abs"] is False  # older checkpoints load without it

@@ -88,7 +88,10 @@ class AnchorUDF(nn.Module):
         self.position_cnn = PositionCNN(cfg.pos_channels, cfg.pos_levels) if cfg.position_feature == "anchors" else None
         if cfg.depth_input and not cfg.depth_head:
             raise ValueError("model.depth_input needs model.depth_head")
+        if cfg.depth_abs and not cfg.depth_input:
+            raise ValueError("model.depth_abs needs model.depth_input")
         depth_in = 2 if cfg.depth_input else 0  # the depth maps ride along with the image features
+        depth_in += 2 if cfg.depth_abs else 0  # |z - near|, |z - far| after the point features
         self.decoder = Decoder(cfg.channels + depth_in + position_dim(cfg), list(cfg.decoder), cfg.output)
         # Depth supervision (anchorudf.train.depth): nearest and farthest surface z per cell.
         self.depth_heads = (nn.ModuleList(nn.Conv2d(cfg.channels, 2, 1) for _ in range(cfg.stacks))
@@ -216,9 +219,14 @@ class AnchorUDF(nn.Module):
         return points[..., 2:3]
 
     def decoder_input(self, enc: Encoded, points: torch.Tensor, stack: int = -1) -> torch.Tensor:
-        """(B, N, 3) NDC points -> (B, N, D) decoder input [image feature, position feature]."""
+        """(B, N, 3) NDC points -> (B, N, D) decoder input [image feature, position feature]
+        (and with ``model.depth_abs`` |z - near|, |z - far| of the depth maps sampled with
+        the image feature, its last two channels)."""
         image = sample_image_features(enc.features[stack], points, gather=self._gather())
-        return torch.cat([image, self.point_features(enc, points).to(image.dtype)], dim=-1)
+        parts = [image, self.point_features(enc, points).to(image.dtype)]
+        if self.cfg.depth_abs:
+            parts.append((points[..., 2:3].to(image.dtype) - image[..., -2:]).abs())
+        return torch.cat(parts, dim=-1)
 
     def decode_stacks(self, enc: Encoded, points: torch.Tensor, stacks: list[int],
                       embed_stack: int | None = None) -> tuple[list[torch.Tensor], torch.Tensor | None]:
@@ -233,9 +241,13 @@ class AnchorUDF(nn.Module):
         the layers one by one, which is faster there (measured: the projection's wide
         intermediates cost more than they save in a double backward). Either way the same
         function as :meth:`decode_stacks_reference`, up to float rounding."""
-        if len(stacks) == 1:
-            y, embedding = self.decoder.forward_with_embedding(self.decoder_input(enc, points, stacks[0]))
-            return [y], embedding if stacks[0] == embed_stack else None
+        if len(stacks) == 1 or self.cfg.depth_abs:  # depth_abs: no input part shared by the stacks
+            udf, embedding = [], None
+            for s in stacks:
+                y, emb = self.decoder.forward_with_embedding(self.decoder_input(enc, points, s))
+                udf.append(y)
+                embedding = emb if s == embed_stack else embedding
+            return udf, embedding
         c = enc.features[0].shape[1]
         dtype = torch.promote_types(enc.features[0].dtype, torch.float32)  # the image features' (sampling)
         weight, bias = self.decoder.projection()

@@ -234,7 +234,7 @@ def load_weights(folder: Path, model: AnchorUDF, device: str | torch.device = "c
 #: Model keys added after checkpoints had been written (the shipped weights among them), with
 #: the value that rebuilds such a checkpoint's model: the feature off. A config.json without
 #: one of them is read with this value, not with today's default.
-MODEL_KEYS_ADDED = {"silhouette_input": False, "depth_head": False, "depth_input": False}
+MODEL_KEYS_ADDED = {"silhouette_input": False, "depth_head": False, "depth_input": False, "depth_abs": False}
 
 
 def load_model(path: str | Path, device: str = "cpu") -> tuple[AnchorUDF, dict[str, Any]]:
