@@ -214,10 +214,20 @@ def use_reference_code() -> None:
     same functions, computed the plain way): every stack's decoder input sampled and
     concatenated on its own and the decoder's layers applied one by one
     (``AnchorUDF.decode_stacks_reference``), the position CNN in the standard memory
-    layout, the anchor Chamfer one direction at a time."""
+    layout, the anchor Chamfer one direction at a time, the optimizer's per-tensor update
+    loop (torch's CPU default; ``make_optimizer`` groups it)."""
+    import torch
+
     from anchorudf.models.anchorudf import AnchorUDF
     from anchorudf.models.position import PositionCNN
     from anchorudf.train import losses
+    from anchorudf.train import trainer as trainer_mod
+
+    def per_tensor_optimizer(params, cfg):
+        kind = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.RMSprop
+        return kind(params, lr=cfg.lr, foreach=False)
+
+    trainer_mod.make_optimizer = per_tensor_optimizer
 
     AnchorUDF.decode_stacks = AnchorUDF.decode_stacks_reference
     PositionCNN.forward = PositionCNN._forward

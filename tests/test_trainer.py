@@ -344,3 +344,28 @@ def test_torchrun_two_processes_through_python_m_anchorudf(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count('"step"') == 1 and json.loads(r.stdout)["step"] == 2
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
+def test_grouped_optimizer_update_is_the_per_tensor_update_bit_for_bit(optimizer):
+    """make_optimizer's foreach update gives exactly the weights of torch's per-tensor loop
+    (main and GDA phase steps)."""
+    from torch.utils.data import default_collate
+
+    p = tiny_params("train.steps=2", "train.gda_steps=2", f"train.optimizer={optimizer}")
+    data = dataset(p)
+    out = []
+    for grouped in (True, False):
+        torch.manual_seed(0)
+        tr = Trainer(AnchorUDF(p.model, p.anchors.count, p.render.size), p.train, torch.device("cpu"))
+        if not grouped:
+            reference = {"rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam}[optimizer]
+            tr.optimizer = reference([q for g in tr.optimizer.param_groups for q in g["params"]],
+                                     lr=p.train.lr, foreach=False)
+        else:
+            assert all(g["foreach"] for g in tr.optimizer.param_groups)
+        for step in range(4):
+            tr.prepare(step)
+            tr.train_step(default_collate([data[(step, i)] for i in range(2)]))
+        out.append([q.detach().clone() for q in tr.model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*out))

@@ -78,9 +78,12 @@ def step_seed(seed: int, step: int) -> int:
 def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
     import torch
 
+    # foreach: one grouped update over all parameters instead of a Python loop of small ops
+    # per tensor (torch's default on CUDA, not on the CPU); the same arithmetic, bit for bit
+    # (tests/test_trainer.py), a few ms less per CPU step.
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr)
-    return torch.optim.RMSprop(params, lr=cfg.lr)
+        return torch.optim.Adam(params, lr=cfg.lr, foreach=True)
+    return torch.optim.RMSprop(params, lr=cfg.lr, foreach=True)
 
 
 class Trainer:
