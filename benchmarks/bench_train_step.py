@@ -216,18 +216,14 @@ def use_reference_code() -> None:
     (``AnchorUDF.decode_stacks_reference``), the position CNN in the standard memory
     layout, the anchor Chamfer one direction at a time, the optimizer's per-tensor update
     loop (torch's CPU default; ``make_optimizer`` groups it)."""
-    import torch
+    import functools
 
     from anchorudf.models.anchorudf import AnchorUDF
     from anchorudf.models.position import PositionCNN
     from anchorudf.train import losses
     from anchorudf.train import trainer as trainer_mod
 
-    def per_tensor_optimizer(params, cfg):
-        kind = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.RMSprop
-        return kind(params, lr=cfg.lr, foreach=False)
-
-    trainer_mod.make_optimizer = per_tensor_optimizer
+    trainer_mod.make_optimizer = functools.partial(trainer_mod.make_optimizer, foreach=False)
 
     AnchorUDF.decode_stacks = AnchorUDF.decode_stacks_reference
     PositionCNN.forward = PositionCNN._forward

@@ -195,12 +195,18 @@ class _Scale:
         return 0.1 * x
 
 
+def _annys_reader():
+    """anny's own load_blend_shape, also after load_anny has swapped in the fast one."""
+    from anny.models import full_model
+
+    return getattr(full_model.load_blend_shape, "_anchorudf_original", full_model.load_blend_shape)
+
+
 def _blend_shape_pair(path, dtype=None):
     """(anny's own load_blend_shape, load_blend_shape_fast) of one target file."""
     import torch
-    from anny.models import full_model
 
-    original = getattr(full_model.load_blend_shape, "_anchorudf_original", full_model.load_blend_shape)
+    original = _annys_reader()
     dtype = dtype or torch.float32
     return (original(str(path), 40, _Scale(), dtype),
             ab.load_blend_shape_fast(str(path), 40, _Scale(), dtype, original))
@@ -233,11 +239,9 @@ def test_fast_blend_shape_reader_leaves_odd_files_to_anny(tmp_path, text):
     """What anny's reader rejects is rejected the same way (its own error)."""
     import gzip
 
-    from anny.models import full_model
-
     path = tmp_path / "t.target.gz"
     path.write_bytes(gzip.compress(text))
-    original = getattr(full_model.load_blend_shape, "_anchorudf_original", full_model.load_blend_shape)
+    original = _annys_reader()
     with pytest.raises(Exception) as theirs:
         original(str(path), 40, _Scale(), None)
     calls = []
@@ -271,7 +275,7 @@ def test_fast_blend_shape_reader_on_annys_own_targets():
     files = sorted(root.rglob("*.target.gz"))
     if not files:
         pytest.skip("anny ships no targets here")
-    original = getattr(full_model.load_blend_shape, "_anchorudf_original", full_model.load_blend_shape)
+    original = _annys_reader()
     for path in files[:: max(1, len(files) // 25)]:
         n = 30000
         assert torch.equal(ab.load_blend_shape_fast(str(path), n, _Scale(), torch.float32, original),

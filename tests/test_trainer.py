@@ -19,7 +19,7 @@ from anchorudf.models.checkpoint import load_model
 from anchorudf.train.checkpoint import latest_checkpoint
 from anchorudf.train.sampler import StepBatchSampler
 from anchorudf.train.synthetic import SyntheticDataset
-from anchorudf.train.trainer import Trainer, lr_at, phase_at, train
+from anchorudf.train.trainer import Trainer, lr_at, make_optimizer, phase_at, train
 
 TINY = ["model.stacks=1", "model.depth=1", "model.channels=8", "model.grid=8", "model.pos_channels=4",
         "model.decoder=[32, 16]", "render.size=32", "train.points=64", "anchors.count=20",
@@ -359,9 +359,9 @@ def test_grouped_optimizer_update_is_the_per_tensor_update_bit_for_bit(optimizer
         torch.manual_seed(0)
         tr = Trainer(AnchorUDF(p.model, p.anchors.count, p.render.size), p.train, torch.device("cpu"))
         if not grouped:
-            reference = {"rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam}[optimizer]
-            tr.optimizer = reference([q for g in tr.optimizer.param_groups for q in g["params"]],
-                                     lr=p.train.lr, foreach=False)
+            tr.optimizer = make_optimizer([q for g in tr.optimizer.param_groups for q in g["params"]], p.train,
+                                          foreach=False)
+            assert not any(g["foreach"] for g in tr.optimizer.param_groups)
         else:
             assert all(g["foreach"] for g in tr.optimizer.param_groups)
         for step in range(4):

@@ -75,15 +75,16 @@ def step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, step, 0xD00D]).generate_state(1)[0])
 
 
-def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig,
+                   foreach: bool = True) -> torch.optim.Optimizer:
+    """``train.optimizer`` at ``train.lr``. ``foreach``: one grouped update over all
+    parameters instead of a Python loop of small ops per tensor (torch's default on CUDA,
+    not on the CPU); the same arithmetic, bit for bit (tests/test_trainer.py), a few ms
+    less per CPU step. ``False`` is the per-tensor loop (the benchmark's first version)."""
     import torch
 
-    # foreach: one grouped update over all parameters instead of a Python loop of small ops
-    # per tensor (torch's default on CUDA, not on the CPU); the same arithmetic, bit for bit
-    # (tests/test_trainer.py), a few ms less per CPU step.
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, foreach=True)
-    return torch.optim.RMSprop(params, lr=cfg.lr, foreach=True)
+    kind = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.RMSprop
+    return kind(params, lr=cfg.lr, foreach=foreach)
 
 
 class Trainer:

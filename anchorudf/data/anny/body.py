@@ -108,21 +108,24 @@ def load_blend_shape_fast(filename, vertices_count: int, world_transformation, d
     them (or fails on them) as it always has."""
     import torch
 
+    def annys():
+        return original(filename, vertices_count, world_transformation, dtype)
+
     with gzip.open(filename, "rb") as f:
         data = f.read()
     if not data.strip() or re.search(rb"(^|\n)[ \t\r]*(\n|$)", data.rstrip(b"\n")):
-        return original(filename, vertices_count, world_transformation, dtype)  # a blank line
+        return annys()  # empty, or a blank line
     try:  # numpy's C parser: correctly rounded like float(), one row per line, same width
         table = np.loadtxt(io.BytesIO(data), dtype=np.float64, ndmin=2, comments=None)
     except ValueError:
-        return original(filename, vertices_count, world_transformation, dtype)
-    ids = table[:, 0].astype(np.int64) if table.shape[1] == 4 else None
-    if (ids is None or (ids != table[:, 0]).any() or ids.min() < 0 or ids.max() >= vertices_count
-            or len(np.unique(ids)) != len(ids)):
-        return original(filename, vertices_count, world_transformation, dtype)
-    offsets = table[:, 1:]
+        return annys()
+    if table.shape[1] != 4:
+        return annys()
+    ids = table[:, 0].astype(np.int64)
+    if (ids != table[:, 0]).any() or ids.min() < 0 or ids.max() >= vertices_count or len(np.unique(ids)) != len(ids):
+        return annys()
     blend_shape = torch.zeros((vertices_count, 3), dtype=dtype)
-    blend_shape[torch.from_numpy(ids)] = torch.from_numpy(offsets).to(dtype)
+    blend_shape[torch.from_numpy(ids)] = torch.from_numpy(table[:, 1:]).to(dtype)
     return world_transformation.apply(blend_shape)
 
 
