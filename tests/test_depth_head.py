@@ -92,8 +92,9 @@ def test_model_heads_shapes_phases_and_old_configs():
 
 
 def test_checkpoints_written_before_the_depth_keys_load_without_heads(tmp_path):
-    # The shipped weights' config.json predates silhouette_input / depth_head / depth_input:
-    # whatever today's defaults, such a checkpoint is the plain model it was trained as.
+    # Checkpoints written before silhouette_input / depth_head / depth_input (the weights
+    # shipped until 2026-12-06, any older run) lack the keys: whatever today's defaults,
+    # such a checkpoint is the plain model it was trained as.
     from anchorudf.models.checkpoint import load_model, model_meta, write_model
 
     plain = AnchorUDF(ModelConfig(**TINY, depth_head=False, depth_input=False), 10, 32)

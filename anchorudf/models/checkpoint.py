@@ -231,7 +231,7 @@ def load_weights(folder: Path, model: AnchorUDF, device: str | torch.device = "c
     model.load_state_dict(state)
 
 
-#: Model keys added after checkpoints had been written (the shipped weights among them), with
+#: Model keys added after checkpoints had been written (the weights shipped until 2026-12-06 among them), with
 #: the value that rebuilds such a checkpoint's model: the feature off. A config.json without
 #: one of them is read with this value, not with today's default.
 MODEL_KEYS_ADDED = {"silhouette_input": False, "depth_head": False, "depth_input": False, "depth_abs": False}
