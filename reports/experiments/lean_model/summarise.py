@@ -4,8 +4,10 @@ and that one-stack model with the depth head fed to the decoder (``model.depth_h
 ``model.depth_input``; ``stacks1_dinput``, the default since the stop after), and that
 default with an ``abs`` output (``output_abs``, with ``train.udf_clamp=target``: with the
 paper's clamp seed 0 died), and that default with ``model.depth_abs`` (``depth_abs``: the
-decoder also reads abs(z - near) and abs(z - far) of the predicted depths), against the
-two-stack recipe trained the same way.
+decoder also reads abs(z - near) and abs(z - far) of the predicted depths), and that
+default with ``train.lambda_depth`` 0.02 (``depth_weight``: the depth term's gradient on
+the image encoder about the UDF term's instead of 59 times it; ``depth_balance.py``),
+against the two-stack recipe trained the same way.
 
 Run: ``python reports/experiments/lean_model/summarise.py``. Every ``<variant>_s<seed>/``
 folder holds the evaluate stage's ``metrics.json`` and ``views.csv`` (dense points,
@@ -44,7 +46,8 @@ LABELS = {"default": "two stacks, 3100 + 390 (the default until 2026-12-06), the
           "stacks1_5400": "one stack, 4800 + 600 (the default of 2026-12-06)",
           "stacks1_dinput": "**one stack, 4800 + 600, depth head + depth input (the default now)**",
           "output_abs": "the default with `model.output=abs`, `train.udf_clamp=target`",
-          "depth_abs": "the default with `model.depth_abs=true`"}
+          "depth_abs": "the default with `model.depth_abs=true`",
+          "depth_weight": "the default with `train.lambda_depth=0.02`"}
 
 
 def labelled(lines: list[str]) -> list[str]:
