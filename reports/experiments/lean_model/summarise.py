@@ -47,7 +47,8 @@ LABELS = {"default": "two stacks, 3100 + 390 (the default until 2026-12-06), the
           "stacks1_dinput": "**one stack, 4800 + 600, depth head + depth input (the default now)**",
           "output_abs": "the default with `model.output=abs`, `train.udf_clamp=target`",
           "depth_abs": "the default with `model.depth_abs=true`",
-          "depth_weight": "the default with `train.lambda_depth=0.02`"}
+          "depth_weight": "the default with `train.lambda_depth=0.02`",
+          "depth_weight3": "the default with `train.lambda_depth=3` (2 threads)"}
 
 
 def labelled(lines: list[str]) -> list[str]:
