@@ -159,19 +159,15 @@ def test_params_yaml_model_starts_from_the_shipped_weights():
     # README, "Fine-tuning": `anchorudf train --data data -S train.init=shipped` with the
     # repository's params.yaml. The shipped weights must be of params.yaml's architecture,
     # and their recipe must name the same model section.
+    import torch
+
     from anchorudf.models.anchorudf import AnchorUDF
     from anchorudf.train.trainer import init_weights
 
     p = load_params(ROOT / "params.yaml")
     model = AnchorUDF(p.model, p.anchors.count, p.render.size)
     assert init_weights(model, "shipped") == weights.model_dir()
-    shipped = weights.load_shipped()[0]
-    assert all(torch_equal(a, b) for a, b in zip(model.state_dict().values(), shipped.state_dict().values()))
-    recipe = load_params(ROOT / weights.verify()["recipe"]["params_file"])
-    assert recipe.model == p.model
-
-
-def torch_equal(a, b) -> bool:
-    import torch
-
-    return a.shape == b.shape and bool(torch.equal(a, b))
+    shipped, _, card = weights.load_shipped()
+    mine, theirs = model.state_dict(), shipped.state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    assert load_params(ROOT / card["recipe"]["params_file"]).model == p.model
