@@ -69,6 +69,9 @@ class GarmentsConfig:
     extra_train: int = _f(0, "extra training garments (source=default) on bodies of their own, from the "
                           "same ranges as `count`'s, after the shifted ones: a wider training world with "
                           "the same test and shifted garments", lo=0, hi=100000)
+    extra_categories: list[str] = _f([], "categories of the `extra_train` garments, round-robin (source=default); "
+                                         "empty = `categories`. E.g. the six plus dress, vest, cape, hoodie: "
+                                         "a training world with cuts the test and shifted sets do not have")
     categories: list[str] = _f(list(CATEGORIES), "categories to generate (default; also dress, vest, cape, hoodie) "
                                                  "or keep (user data)",
                                nonempty=True)
@@ -388,10 +391,11 @@ def _validate(p: Params) -> None:
         raise ConfigError(f"train.sigma_mix: shares must be >= 0 with a positive sum, got {mix}")
     if mix[0] > 0 and s.uniform_ratio == 0:
         raise ConfigError("train.sigma_mix: asks for uniform points but sample.uniform_ratio is 0")
-    bad = [c for c in p.garments.categories if p.garments.source == "default" and c not in GENERATOR_CATEGORIES]
-    if bad:
-        raise ConfigError(f"garments.categories: unknown category {bad[0]!r} "
-                          f"(known: {', '.join(GENERATOR_CATEGORIES)})")
+    for key in ("categories", "extra_categories"):
+        bad = [c for c in getattr(p.garments, key) if p.garments.source == "default" and c not in GENERATOR_CATEGORIES]
+        if bad:
+            raise ConfigError(f"garments.{key}: unknown category {bad[0]!r} "
+                              f"(known: {', '.join(GENERATOR_CATEGORIES)})")
     if p.render.yaw_step == 0 and not p.render.yaws:
         raise ConfigError("render.yaws: must list yaws when render.yaw_step is 0")
     if len(p.render.background) != 3 or any(not 0 <= c <= 255 for c in p.render.background):

@@ -115,6 +115,32 @@ def test_plan_extra_training_garments_leave_the_test_and_shifted_sets_alone():
         plan_garments(6, list(CATEGORIES), 0, 0.2, 0, -1)
 
 
+def test_plan_extra_categories_widen_training_only():
+    from anchorudf.config import GENERATOR_CATEGORIES
+
+    base = plan_garments(60, list(CATEGORIES), seed=0, test_fraction=0.2, shifted_count=12)
+    specs = plan_garments(60, list(CATEGORIES), 0, 0.2, 12, 20, extra_categories=list(GENERATOR_CATEGORIES))
+    assert specs[:72] == base  # the default and shifted garments as they were
+    extra = specs[72:]
+    assert [s.category for s in extra] == [GENERATOR_CATEGORIES[i % 10] for i in range(20)]
+    assert [s.garment_id for s in extra[6:8]] == ["dress_0078", "vest_0079"]
+    assert {s.split for s in extra} == {"train"}
+    assert not {s.body_id for s in extra} & {s.body_id for s in base}
+    # empty (the default) means `categories`, as before the key existed
+    assert plan_garments(60, list(CATEGORIES), 0, 0.2, 12, 20, extra_categories=[]) == \
+        plan_garments(60, list(CATEGORIES), 0, 0.2, 12, 20)
+    with pytest.raises(ValueError, match="extra_categories"):
+        plan_garments(6, list(CATEGORIES), 0, 0.2, 0, 2, extra_categories=["kilt"])
+
+
+def test_extra_categories_param_is_checked():
+    from anchorudf.config import ConfigError, load_params
+
+    assert load_params(None, ["garments.extra_categories=[dress,hoodie]"]).garments.extra_categories == ["dress", "hoodie"]
+    with pytest.raises(ConfigError, match="garments.extra_categories: unknown category 'kilt'"):
+        load_params(None, ["garments.extra_categories=[kilt]"])
+
+
 def test_plan_edge_cases():
     assert {s.split for s in plan_garments(12, list(CATEGORIES), 0, 0.0)} == {"train"}
     assert [s.split for s in plan_garments(1, ["skirt"], 0, 0.2)] == ["train"]

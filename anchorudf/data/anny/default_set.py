@@ -66,7 +66,7 @@ def build_default_set(cfg: GarmentsConfig, out: Path) -> dict:
 
     out = Path(out)
     specs = plan_garments(cfg.count, list(cfg.categories), cfg.seed, cfg.test_fraction, cfg.shifted_count,
-                          cfg.extra_train)
+                          cfg.extra_train, list(cfg.extra_categories))
     tasks = {spec.garment_id: (spec, str(cfg.anny_cache)) for spec in specs}
     made, failed = run_per_garment(_generate_one, tasks, cfg.workers, "garments",
                                    initializer=_load_body, initargs=(str(cfg.anny_cache),))

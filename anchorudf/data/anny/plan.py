@@ -152,7 +152,8 @@ def _garment_params(rng: np.random.Generator, category: str, shifted: bool = Fal
 
 
 def plan_garments(count: int, categories: list[str], seed: int, test_fraction: float,
-                  shifted_count: int = 0, extra_train: int = 0) -> list[GarmentSpec]:
+                  shifted_count: int = 0, extra_train: int = 0,
+                  extra_categories: list[str] | None = None) -> list[GarmentSpec]:
     """Plan ``count`` garments, categories round-robin, a top and a bottom per body, then
     ``shifted_count`` style-shifted evaluation garments, then ``extra_train`` more
     training garments.
@@ -168,7 +169,9 @@ def plan_garments(count: int, categories: list[str], seed: int, test_fraction: f
     (all outside the ranges the others draw from) and untextured grey cloth. The extra
     training garments come last (ids go on from ``count + shifted_count``), drawn from the
     same ranges as the first ``count`` on bodies of their own, all split ``train``: they
-    widen the training world without changing a test or shifted garment.
+    widen the training world without changing a test or shifted garment. Their categories
+    are ``extra_categories`` round-robin (None or empty: ``categories``), so the training
+    world can hold cuts the test and shifted sets do not.
     Deterministic in ``seed``; the first ``count`` specs do not depend on ``shifted_count``
     or ``extra_train``, the shifted ones not on ``extra_train``.
     """
@@ -181,6 +184,10 @@ def plan_garments(count: int, categories: list[str], seed: int, test_fraction: f
     bad = [c for c in categories if c not in GENERATOR_CATEGORIES]
     if not categories or bad:
         raise ValueError(f"garments.categories: unknown {bad or 'empty list'}; expected some of {GENERATOR_CATEGORIES}")
+    extra_categories = list(extra_categories or categories)
+    bad = [c for c in extra_categories if c not in GENERATOR_CATEGORIES]
+    if bad:
+        raise ValueError(f"garments.extra_categories: unknown {bad}; expected some of {GENERATOR_CATEGORIES}")
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"garments.test_fraction must be in [0, 1), got {test_fraction}")
     cats = [categories[i % len(categories)] for i in range(count)]
@@ -203,7 +210,7 @@ def plan_garments(count: int, categories: list[str], seed: int, test_fraction: f
             seed=int(np.random.SeedSequence([int(seed), 7, k]).generate_state(1)[0]),
             **_body_params(_rng(seed, 5, shifted_body[k]), shifted=True, pose_index=shifted_body[k]),
             **_garment_params(_rng(seed, 6, k), c, shifted=True)))
-    extra_cats = [categories[k % len(categories)] for k in range(extra_train)]
+    extra_cats = [extra_categories[k % len(extra_categories)] for k in range(extra_train)]
     extra_body, _ = _assign_bodies(extra_cats)
     first_body = n_bodies + n_shifted_bodies
     for k, c in enumerate(extra_cats):
