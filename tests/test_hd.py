@@ -21,8 +21,9 @@ from anchorudf.models.checkpoint import load_coarse_weights, load_model
 from anchorudf.models.decoder import Decoder
 from anchorudf.models.position import sample_image_features
 from anchorudf.train.checkpoint import export_model, latest_checkpoint
+from anchorudf.train.schedule import lr_at, phase_at, total_steps
 from anchorudf.train.synthetic import SyntheticDataset
-from anchorudf.train.trainer import Trainer, lr_at, phase_at, total_steps, train
+from anchorudf.train.trainer import Trainer, train
 
 ROOT = Path(__file__).resolve().parents[1]
 FINE, COARSE = 64, 32

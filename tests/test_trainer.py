@@ -18,8 +18,9 @@ from anchorudf.models.anchorudf import AnchorUDF
 from anchorudf.models.checkpoint import load_model
 from anchorudf.train.checkpoint import latest_checkpoint
 from anchorudf.train.sampler import StepBatchSampler
+from anchorudf.train.schedule import lr_at, phase_at
 from anchorudf.train.synthetic import SyntheticDataset
-from anchorudf.train.trainer import Trainer, lr_at, make_optimizer, phase_at, train
+from anchorudf.train.trainer import Trainer, make_optimizer, train
 
 TINY = ["model.stacks=1", "model.depth=1", "model.channels=8", "model.grid=8", "model.pos_channels=4",
         "model.decoder=[32, 16]", "render.size=32", "train.points=64", "anchors.count=20",
@@ -247,7 +248,7 @@ def test_init_starts_a_new_run_from_given_weights(tmp_path):
     seed's random ones. A folder for another architecture is one CheckpointError naming its
     weights file; a missing folder names train.init."""
     from anchorudf.errors import CheckpointError
-    from anchorudf.train.trainer import init_weights
+    from anchorudf.train.resume import init_weights
 
     p = tiny_params("train.steps=2", "train.gda_steps=0")
     train(p, dataset(p), tmp_path / "a")

@@ -162,7 +162,7 @@ def test_params_yaml_model_starts_from_the_shipped_weights():
     import torch
 
     from anchorudf.models.anchorudf import AnchorUDF
-    from anchorudf.train.trainer import init_weights
+    from anchorudf.train.resume import init_weights
 
     p = load_params(ROOT / "params.yaml")
     model = AnchorUDF(p.model, p.anchors.count, p.render.size)
