@@ -181,13 +181,11 @@ def plan_garments(count: int, categories: list[str], seed: int, test_fraction: f
         raise ValueError(f"garments.shifted_count must be >= 0, got {shifted_count}")
     if extra_train < 0:
         raise ValueError(f"garments.extra_train must be >= 0, got {extra_train}")
-    bad = [c for c in categories if c not in GENERATOR_CATEGORIES]
-    if not categories or bad:
-        raise ValueError(f"garments.categories: unknown {bad or 'empty list'}; expected some of {GENERATOR_CATEGORIES}")
     extra_categories = list(extra_categories or categories)
-    bad = [c for c in extra_categories if c not in GENERATOR_CATEGORIES]
-    if bad:
-        raise ValueError(f"garments.extra_categories: unknown {bad}; expected some of {GENERATOR_CATEGORIES}")
+    for key, cats in (("categories", categories), ("extra_categories", extra_categories)):
+        bad = [c for c in cats if c not in GENERATOR_CATEGORIES]
+        if not cats or bad:
+            raise ValueError(f"garments.{key}: unknown {bad or 'empty list'}; expected some of {GENERATOR_CATEGORIES}")
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"garments.test_fraction must be in [0, 1), got {test_fraction}")
     cats = [categories[i % len(categories)] for i in range(count)]
