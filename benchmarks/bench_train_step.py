@@ -38,7 +38,11 @@ A fourth, ``2stacks``, is the default until 2026-12-06 (two hourglass stacks, no
 input) with today's code, and a fifth, ``no-depth-input``, today's default without the depth
 head and its input to the decoder (``model.depth_head``, ``model.depth_input``): ``2stacks``
 against ``no-depth-input`` is what the one-stack model alone saves a step, ``no-depth-input``
-against ``now`` what the depth input costs. ``--rows`` times only some rows:
+against ``now`` what the depth input costs; a sixth, ``4000points``, is the default until
+2026-12-07 (4 x 4000 points, 4800 + 600 steps): against ``now`` (4 x 2000 points, 6240 + 780
+steps) what half the points save a step and what the longer schedule costs in all. Every
+row also prints its own schedule (main + GDA steps) and that schedule's minutes at the
+measured step times. ``--rows`` times only some rows:
     python benchmarks/bench_train_step.py --recipes --rows no-depth-input,now --steps 8 --rounds 3
 
 ``--table5`` times the four models of the paper's Table 5 at CPU scale (AnchorUDF,
@@ -204,9 +208,12 @@ def run_case(config: str, method: str, args_dict: dict) -> dict:
 #: head fed to the decoder"; the default until the stop after 2026-12-06's).
 NO_DEPTH = ["model.depth_head=false", "model.depth_input=false"]
 #: The first CPU default, for --recipes (what today's defaults are measured against).
-RECIPE_V1 = ["model.stacks=2", "model.pos_levels=0", "train.batch_size=8", "train.points=2000", *NO_DEPTH]
+RECIPE_V1 = ["model.stacks=2", "model.pos_levels=0", "train.batch_size=8", "train.points=2000",
+             "train.steps=1600", "train.gda_steps=200", *NO_DEPTH]
 #: The default until 2026-12-06: two hourglass stacks, no depth input, today's code.
-RECIPE_TWO_STACKS = ["model.stacks=2", *NO_DEPTH]
+RECIPE_TWO_STACKS = ["model.stacks=2", "train.steps=3100", "train.gda_steps=390", *NO_DEPTH]
+#: The default until 2026-12-07: 4 x 4000 points, 4800 + 600 steps.
+RECIPE_4000_POINTS = ["train.points=4000", "train.steps=4800", "train.gda_steps=600"]
 
 
 def use_reference_code() -> None:
@@ -270,12 +277,16 @@ def recipe_case(name: str, overrides: list[str], args_dict: dict, reference: boo
         out[f"{phase}_min_s"] = float(np.min(times))
         out["batch"], out["points"] = p.train.batch_size, p.train.points
     out["points_per_s"] = out["batch"] * out["points"] / out["main_s"]
+    sched = load_params(None, overrides).train  # the row's own schedule (main + GDA steps)
+    out["schedule"] = f"{sched.steps} + {sched.gda_steps}"
+    out["schedule_min"] = (sched.steps * out["main_s"] + sched.gda_steps * out["gda_s"]) / 60.0
     return out
 
 
 #: --recipes rows: (name, params overrides, the first version's code path).
 RECIPE_ROWS = (("v1", RECIPE_V1, True), ("now-v1code", [], True), ("2stacks", RECIPE_TWO_STACKS, False),
-               ("no-depth-input", NO_DEPTH, False), ("now", [], False))
+               ("no-depth-input", NO_DEPTH, False), ("4000points", RECIPE_4000_POINTS, False),
+               ("now", [], False))
 
 
 def run_recipes(args) -> None:
@@ -292,19 +303,22 @@ def run_recipes(args) -> None:
     for name, got in runs.items():
         rows[name] = {k: (float(np.median([g[k] for g in got])) if isinstance(got[0][k], float) else got[0][k])
                       for k in got[0]}
-    print("recipe     | code | batch x points | main step s (fastest) | GDA step s (fastest) | query points / s (main)")
+    print("recipe         | code | batch x points | main step s (fastest) | GDA step s (fastest) | "
+          "query points / s (main) | schedule | schedule min")
     for name, _, reference in wanted:
         r = rows[name]
-        print(f"{name:10s} | {'v1' if reference else 'now':4s} | {r['batch']:5d} x {r['points']:5d} | "
+        print(f"{name:14s} | {'v1' if reference else 'now':4s} | {r['batch']:5d} x {r['points']:5d} | "
               f"{r['main_s']:8.3f} ({r['main_min_s']:.3f})  | {r['gda_s']:8.3f} ({r['gda_min_s']:.3f})  | "
-              f"{r['points_per_s']:10.0f}")
+              f"{r['points_per_s']:10.0f} | {r['schedule']} | {r['schedule_min']:.1f}")
     pairs = (("now vs v1", "v1", "now"), ("recipe alone (v1 code)", "v1", "now-v1code"),
              ("code alone (today's recipe)", "now-v1code", "now"),
              ("one stack alone (today's code, both without the depth input)", "2stacks", "no-depth-input"),
-             ("the depth input (today's code; below 1x: dearer)", "no-depth-input", "now"))
+             ("the depth input (today's code; below 1x: dearer)", "no-depth-input", "now"),
+             ("half the points per item (today's 4 x 2000 against 4 x 4000)", "4000points", "now"))
     for label, a, b in ((label, rows[x], rows[y]) for label, x, y in pairs if x in rows and y in rows):
         print(f"{label}: main step {a['main_s'] / b['main_s']:.2f}x cheaper, GDA step {a['gda_s'] / b['gda_s']:.2f}x "
-              f"cheaper, query points/s {b['points_per_s'] / a['points_per_s']:.2f}x")
+              f"cheaper, query points/s {b['points_per_s'] / a['points_per_s']:.2f}x, "
+              f"schedule {b['schedule_min'] / a['schedule_min']:.2f}x the time")
 
 
 #: Table 5 at CPU scale (README "AnchorUDF-HD and the paper's Table 5"): 256 px renders,
@@ -364,7 +378,7 @@ def main() -> None:
     ap.add_argument("--paper-channels", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=1, help="--recipes: interleaved rounds of every row")
     ap.add_argument("--rows", default="", help="--recipes: comma-separated rows to time (default: all; "
-                                               "v1, now-v1code, 2stacks, no-depth-input, now)")
+                                               "v1, now-v1code, 2stacks, no-depth-input, 4000points, now)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="--recipes / --table5: time steps in process CPU seconds (all threads) instead of wall "
                          "clock, for a shared machine")
