@@ -93,3 +93,33 @@ def test_p2s_exact_to_triangles():
     pts = np.array([[0.5, 0.5, 0.2], [0.3, 0.6, -0.1], [1.3, 0.5, 0.4]])
     expected = np.array([0.2, 0.1, 0.5])
     assert p2s_exact(pts, v, f) == pytest.approx(expected.mean(), abs=1e-6)
+
+
+def test_score_one_query_in_ndc_matches_both_frames():
+    """``score`` queries neighbours once, in NDC, and scales the distances into the
+    paper's [0, 1] frame and the garment frame; that must equal querying in each frame."""
+    from anchorudf.config import load_params
+    from anchorudf.evaluate.stage import GroundTruth, score
+    from anchorudf.geometry.camera import project, unproject
+
+    rng = np.random.default_rng(3)
+    # A similarity calib (scaled rotation with the y flip, a shift) like the renders'.
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    calib = np.eye(4)
+    calib[:3, :3] = 1.7 * np.diag([1.0, -1.0, 1.0]) @ q
+    calib[:3, 3] = [0.05, -0.1, 0.02]
+    v = np.array([[0, 0, 0], [0.4, 0, 0], [0.4, 0.4, 0.05], [0, 0.4, 0]], dtype=float) - 0.2
+    f = np.array([[0, 1, 2], [0, 2, 3]])
+    surface = rng.uniform(-0.2, 0.2, size=(3000, 3)) * [1, 1, 0.1]
+    gt = GroundTruth("g", "tshirt", v, f, surface, 1)
+    pred_ndc = project(calib, surface[:2000] + rng.normal(scale=0.01, size=(2000, 3)))
+    p = load_params(None, ["evaluate.metric_points=100000"])
+    got = score(pred_ndc, gt, calib, p, seed=0)
+    gt_ndc = project(calib, surface)
+    paper = point_metrics(ndc_to_paper(pred_ndc), ndc_to_paper(gt_ndc), p.evaluate.fscore_threshold)
+    readable = point_metrics(unproject(calib, pred_ndc), surface, p.evaluate.fscore_threshold)
+    assert got["paper_chamfer_1e3"] == pytest.approx(1e3 * paper["paper_chamfer"], rel=1e-9)
+    assert got["paper_p2s_1e3"] == pytest.approx(1e3 * paper["paper_p2s"], rel=1e-9)
+    assert got["chamfer_l1"] == pytest.approx(readable["chamfer_l1"], rel=1e-9)
+    assert got["fscore"] == pytest.approx(readable["fscore"], rel=1e-9)
+    assert 0.0 < got["fscore"] < 1.0  # the threshold splits the distances: the check has teeth

@@ -61,7 +61,14 @@ def point_metrics(pred: np.ndarray, gt: np.ndarray, threshold: float) -> dict[st
     One KD-tree query per direction serves all four. The squared paper metrics are only
     comparable with the paper when the inputs are in its ``[0, 1]^3`` frame.
     """
-    d_pg, d_gp = nn_dist(pred, gt), nn_dist(gt, pred)
+    return distance_metrics(nn_dist(pred, gt), nn_dist(gt, pred), threshold)
+
+
+def distance_metrics(d_pg: np.ndarray, d_gp: np.ndarray, threshold: float) -> dict[str, float]:
+    """:func:`point_metrics` from the nearest-neighbour distances both ways (pred -> gt,
+    gt -> pred), unsquared, in the frame ``threshold`` is in. Under a similarity transform
+    the nearest neighbours stay the same and the distances scale: the distances of one
+    frame, multiplied by its scale, serve every other (``score`` queries once in NDC)."""
     p, r = float(np.mean(d_pg < threshold)), float(np.mean(d_gp < threshold))
     return {
         "chamfer_l1": float(0.5 * (d_pg.mean() + d_gp.mean())),

@@ -47,7 +47,7 @@ from anchorudf.evaluate import metrics as m
 from anchorudf.evaluate.baselines import Retrieval
 from anchorudf.evaluate.report import write_index
 from anchorudf.evaluate.table import METRICS, aggregate
-from anchorudf.geometry.camera import project, unproject
+from anchorudf.geometry.camera import calib_scale, project, unproject
 from anchorudf.geometry.topology import boundary_length, mesh_topology
 from anchorudf.models.checkpoint import load_model
 from anchorudf.reconstruct.image import reconstruct_image
@@ -118,8 +118,12 @@ def score(pred_ndc: np.ndarray, gt: GroundTruth, calib: np.ndarray, p: Params, s
     gt_pts = _subsample(gt.surface.astype(np.float64), e.metric_points, seed + 1)
     gt_ndc = project(calib, gt_pts)
     pred_g = unproject(calib, pred_ndc)
-    paper = m.point_metrics(m.ndc_to_paper(pred_ndc), m.ndc_to_paper(gt_ndc), e.fscore_threshold)
-    readable = m.point_metrics(pred_g, gt_pts, e.fscore_threshold)  # one KD-tree query each way per frame
+    # One KD-tree query each way, in NDC: the paper's [0, 1] frame and the garment frame are
+    # similarity transforms of it (NDC / 2, NDC / calib_scale), with the same neighbours.
+    d_pg, d_gp = m.nn_dist(pred_ndc, gt_ndc), m.nn_dist(gt_ndc, pred_ndc)
+    paper = m.distance_metrics(0.5 * d_pg, 0.5 * d_gp, e.fscore_threshold)
+    scale = calib_scale(calib)
+    readable = m.distance_metrics(d_pg / scale, d_gp / scale, e.fscore_threshold)
     return {
         "side_iou": m.side_silhouette_iou(pred_ndc, gt_ndc),
         "grad_cos": float("nan"),
@@ -148,7 +152,6 @@ def gradient_cosine(model: AnchorUDF, image, gt: GroundTruth, calib: np.ndarray,
     """
     import torch
 
-    from anchorudf.geometry.camera import calib_scale
     from anchorudf.reconstruct.dense import udf_and_grad
 
     if gt.near_points is None or not len(gt.near_points):
