@@ -38,9 +38,9 @@ A fourth, ``2stacks``, is the default until 2026-12-06 (two hourglass stacks, no
 input) with today's code, and a fifth, ``no-depth-input``, today's default without the depth
 head and its input to the decoder (``model.depth_head``, ``model.depth_input``): ``2stacks``
 against ``no-depth-input`` is what the one-stack model alone saves a step, ``no-depth-input``
-against ``now`` what the depth input costs; a sixth, ``4000points``, is the default until
-2026-12-07 (4 x 4000 points, 4800 + 600 steps): against ``now`` (4 x 2000 points, 6240 + 780
-steps) what half the points save a step and what the longer schedule costs in all. Every
+against ``now`` what the depth input costs; a sixth, ``2000points``, is today's model with
+4 x 2000 points and 6240 + 780 steps (the same CPU time on one thread as ``now``'s 4 x 4000
+and 4800 + 600): what half the points save a step and what its longer schedule costs. Every
 row also prints its own schedule (main + GDA steps) and that schedule's minutes at the
 measured step times. ``--rows`` times only some rows:
     python benchmarks/bench_train_step.py --recipes --rows no-depth-input,now --steps 8 --rounds 3
@@ -212,8 +212,8 @@ RECIPE_V1 = ["model.stacks=2", "model.pos_levels=0", "train.batch_size=8", "trai
              "train.steps=1600", "train.gda_steps=200", *NO_DEPTH]
 #: The default until 2026-12-06: two hourglass stacks, no depth input, today's code.
 RECIPE_TWO_STACKS = ["model.stacks=2", "train.steps=3100", "train.gda_steps=390", *NO_DEPTH]
-#: The default until 2026-12-07: 4 x 4000 points, 4800 + 600 steps.
-RECIPE_4000_POINTS = ["train.points=4000", "train.steps=4800", "train.gda_steps=600"]
+#: Half the points per item, 1.3x the steps (README: "Half the points per item, more steps").
+RECIPE_2000_POINTS = ["train.points=2000", "train.steps=6240", "train.gda_steps=780"]
 
 
 def use_reference_code() -> None:
@@ -285,7 +285,7 @@ def recipe_case(name: str, overrides: list[str], args_dict: dict, reference: boo
 
 #: --recipes rows: (name, params overrides, the first version's code path).
 RECIPE_ROWS = (("v1", RECIPE_V1, True), ("now-v1code", [], True), ("2stacks", RECIPE_TWO_STACKS, False),
-               ("no-depth-input", NO_DEPTH, False), ("4000points", RECIPE_4000_POINTS, False),
+               ("no-depth-input", NO_DEPTH, False), ("2000points", RECIPE_2000_POINTS, False),
                ("now", [], False))
 
 
@@ -314,7 +314,7 @@ def run_recipes(args) -> None:
              ("code alone (today's recipe)", "now-v1code", "now"),
              ("one stack alone (today's code, both without the depth input)", "2stacks", "no-depth-input"),
              ("the depth input (today's code; below 1x: dearer)", "no-depth-input", "now"),
-             ("half the points per item (today's 4 x 2000 against 4 x 4000)", "4000points", "now"))
+             ("today's 4 x 4000 points against 4 x 2000 with 1.3x the steps (below 1x: dearer)", "2000points", "now"))
     for label, a, b in ((label, rows[x], rows[y]) for label, x, y in pairs if x in rows and y in rows):
         print(f"{label}: main step {a['main_s'] / b['main_s']:.2f}x cheaper, GDA step {a['gda_s'] / b['gda_s']:.2f}x "
               f"cheaper, query points/s {b['points_per_s'] / a['points_per_s']:.2f}x, "
@@ -378,7 +378,7 @@ def main() -> None:
     ap.add_argument("--paper-channels", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=1, help="--recipes: interleaved rounds of every row")
     ap.add_argument("--rows", default="", help="--recipes: comma-separated rows to time (default: all; "
-                                               "v1, now-v1code, 2stacks, no-depth-input, 4000points, now)")
+                                               "v1, now-v1code, 2stacks, no-depth-input, 2000points, now)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="--recipes / --table5: time steps in process CPU seconds (all threads) instead of wall "
                          "clock, for a shared machine")

@@ -6,7 +6,10 @@ default with an ``abs`` output (``output_abs``, with ``train.udf_clamp=target``:
 paper's clamp seed 0 died), and that default with ``model.depth_abs`` (``depth_abs``: the
 decoder also reads abs(z - near) and abs(z - far) of the predicted depths), and that
 default with ``train.lambda_depth`` 0.02 (``depth_weight``: the depth term's gradient on
-the image encoder about the UDF term's instead of 59 times it; ``depth_balance.py``),
+the image encoder about the UDF term's instead of 59 times it; ``depth_balance.py``), and
+that default with fewer query points per item and more steps (``points2000``: 4 x 2000,
+1.3x the steps, the same CPU time at one thread; ``points2000w``: 4 x 2000, 1.12x the
+steps, the same wall time at two threads; ``points1000``: 4 x 1000, 1.53x the steps),
 against the two-stack recipe trained the same way.
 
 Run: ``python reports/experiments/lean_model/summarise.py``. Every ``<variant>_s<seed>/``
@@ -49,7 +52,9 @@ LABELS = {"default": "two stacks, 3100 + 390 (the default until 2026-12-06), the
           "depth_abs": "the default with `model.depth_abs=true`",
           "depth_weight": "the default with `train.lambda_depth=0.02`",
           "depth_weight3": "the default with `train.lambda_depth=3` (2 threads)",
-          "points2000": "the default with 4 x 2000 points, 6240 + 780 steps (the same CPU time)"}
+          "points2000": "the default with 4 x 2000 points, 6240 + 780 steps (its CPU time at one thread; 1.15x its time at two)",
+          "points2000w": "the default with 4 x 2000 points, 5370 + 670 steps (its time at two threads)",
+          "points1000": "the default with 4 x 1000 points, 7350 + 920 steps (its CPU time at one thread)"}
 
 
 def labelled(lines: list[str]) -> list[str]:
