@@ -199,3 +199,29 @@ def test_simple_loops_of_a_torn_sheet_match_the_reference():
         got = _simple_loops(torn)
         assert got == _simple_loops_reference(torn)
         assert len(got) > 50
+
+
+def test_field_holes_small_ones_closed_even_with_mesh_close_behind():
+    # A hole about one cell across with a denser sheet 0.3 cells behind it: every point of
+    # its disk is within ON_MESH_CELLS of that sheet, so the "mesh inside the loop" test
+    # would keep it open (as it did a pin hole whose rim folds over it on an exact field).
+    # Loops under SMALL_LOOP_CELLS skip that test; a wider hole over the same sheet keeps it.
+    torch = __import__("pytest").importorskip("torch")
+    from anchorudf.reconstruct.holes import SMALL_LOOP_CELLS, fill_field_holes
+
+    n = 20
+    h = 1 / n
+    back, bf = grid_sheet(2 * n)
+    back = back + np.array([-0.5, -0.5, -0.3 * h])
+
+    def two_sheets(p):
+        return torch.minimum(p[:, 2].abs(), (p[:, 2] + 0.3 * h).abs())
+
+    for radius, closed in ((1.2 * h, True), (3.0 * h, False)):
+        front, ff = _holed_sheet(n, [(0.0, 0.0)], radius)
+        v = np.concatenate([front, back])
+        f = np.concatenate([ff, bf + len(front)])
+        assert boundary_loops(f) == 3
+        v2, f2 = fill_field_holes(v, f, two_sheets, h=h, max_udf=1.25 * h, batch_points=1000)
+        assert (boundary_loops(f2) == 2) == closed, (radius, boundary_loops(f2))
+    assert SMALL_LOOP_CELLS * h > 1.2 * h  # the small hole is under the threshold, the wide one over it

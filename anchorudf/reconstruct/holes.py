@@ -79,6 +79,10 @@ def _simple_loops(faces: np.ndarray) -> list[list[int]]:
 #: vertex; a disk across a hole has only what curls in from its rim.)
 ON_MESH_CELLS = 0.5
 ON_MESH_FRACTION = 0.5
+#: loops of a smaller mean radius (cells) skip that test: around so small a hole the rim
+#: folds over it, so the rim's own vertices lie within ON_MESH_CELLS of the disk, and a
+#: sheet this small inside its outline is below any piece size the meshers keep.
+SMALL_LOOP_CELLS = 2.0
 
 
 def fill_field_holes(vertices: np.ndarray, faces: np.ndarray, udf_fn, h: float, max_udf: float,
@@ -102,7 +106,9 @@ def fill_field_holes(vertices: np.ndarray, faces: np.ndarray, udf_fn, h: float, 
       within ``ON_MESH_CELLS * h`` of a mesh vertex other than the loop's or of a disk
       added before it (loops are taken from the narrowest): the outline of a sheet has
       the sheet inside it; a second layer behind a hole, such as the other side of a
-      garment or of a thick slab, is farther than that.
+      garment or of a thick slab, is farther than that. Loops narrower than
+      ``SMALL_LOOP_CELLS * h`` (mean radius) skip this test: the rim of so small a hole
+      folds over it.
 
     An added disk is wound against the loop's edges and its new vertices are projected
     onto the zero level (``steps`` NDF steps). Returns new vertices (the old ones first,
@@ -137,29 +143,32 @@ def fill_field_holes(vertices: np.ndarray, faces: np.ndarray, udf_fn, h: float, 
         return v, f
     # Narrow holes first: a wider loop around them (a sheet's outline) then sees the filled
     # surface inside it.
-    disks = [d[1:] for d in sorted(disks, key=lambda d: d[0])]
+    disks.sort(key=lambda d: d[0])
+    small = [d[0] < SMALL_LOOP_CELLS * h for d in disks]
+    disks = [d[1:] for d in disks]
     pts = np.concatenate([np.concatenate([d[1][None], d[2].reshape(-1, 3)]) for d in disks])
     fv, _ = udf_and_grad(udf_fn, torch.as_tensor(pts, dtype=torch.float32, device=device), batch_points,
                          with_grad=False)
     fv = fv.double().cpu().numpy()
     new_v, new_f, at, n0, tree, added = [], [], 0, len(v), None, None
-    for loop, c, inner in disks:
+    for (loop, c, inner), tiny in zip(disks, small):
         k = 1 + inner.shape[0] * inner.shape[1]
         score = np.quantile(fv[at:at + k], quantile)
         disk = pts[at:at + k]
         at += k
         if score > max_udf:
             continue
-        if tree is None:
-            used = np.unique(f)
-            tree = cKDTree(v[used])
-        dist, idx = tree.query(disk, k=8)
-        dist[np.isin(used[np.minimum(idx, len(used) - 1)], loop)] = np.inf  # the loop's own vertices
-        dist = dist.min(axis=1)
-        if added is not None:  # the disks added so far are mesh too
-            dist = np.minimum(dist, added.query(disk)[0])
-        if np.mean(dist <= ON_MESH_CELLS * h) >= ON_MESH_FRACTION:  # the mesh goes on inside the loop
-            continue
+        if not tiny:
+            if tree is None:
+                used = np.unique(f)
+                tree = cKDTree(v[used])
+            dist, idx = tree.query(disk, k=8)
+            dist[np.isin(used[np.minimum(idx, len(used) - 1)], loop)] = np.inf  # the loop's own vertices
+            dist = dist.min(axis=1)
+            if added is not None:  # the disks added so far are mesh too
+                dist = np.minimum(dist, added.query(disk)[0])
+            if np.mean(dist <= ON_MESH_CELLS * h) >= ON_MESH_FRACTION:  # the mesh goes on inside the loop
+                continue
         n = len(loop)
         base = n0 + sum(len(x) for x in new_v)
         ids = [np.asarray(loop)]
