@@ -144,21 +144,19 @@ def fill_field_holes(vertices: np.ndarray, faces: np.ndarray, udf_fn, h: float, 
     # Narrow holes first: a wider loop around them (a sheet's outline) then sees the filled
     # surface inside it.
     disks.sort(key=lambda d: d[0])
-    small = [d[0] < SMALL_LOOP_CELLS * h for d in disks]
-    disks = [d[1:] for d in disks]
-    pts = np.concatenate([np.concatenate([d[1][None], d[2].reshape(-1, 3)]) for d in disks])
+    pts = np.concatenate([np.concatenate([d[2][None], d[3].reshape(-1, 3)]) for d in disks])
     fv, _ = udf_and_grad(udf_fn, torch.as_tensor(pts, dtype=torch.float32, device=device), batch_points,
                          with_grad=False)
     fv = fv.double().cpu().numpy()
     new_v, new_f, at, n0, tree, added = [], [], 0, len(v), None, None
-    for (loop, c, inner), tiny in zip(disks, small):
+    for radius, loop, c, inner in disks:
         k = 1 + inner.shape[0] * inner.shape[1]
         score = np.quantile(fv[at:at + k], quantile)
         disk = pts[at:at + k]
         at += k
         if score > max_udf:
             continue
-        if not tiny:
+        if radius >= SMALL_LOOP_CELLS * h:  # smaller loops skip the outline test (SMALL_LOOP_CELLS)
             if tree is None:
                 used = np.unique(f)
                 tree = cKDTree(v[used])
