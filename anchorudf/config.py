@@ -232,9 +232,10 @@ class EvaluateConfig:
                   "shell = cut the UDF's offset shell into one layer (fewest boundary loops, farther off); "
                   "meshudf = per-cell gradient signs (MeshUDF-style, exact fields); "
                   "auto = shell and meshudf, keep the one closer to the dense points (symmetric Chamfer, no ground truth)")
-    mesh_level: float = _f(1.5, "points mesher: level of the dense points' distance field, in cells; "
-                                 "gaps up to about twice this wide are bridged (1 = most holes, 1.5 = loops "
-                                 "right on 17 of 18 exact fields, 2.5 = few holes, bridges some real openings)",
+    mesh_level: float = _f(1.0, "points mesher: level of the dense points' distance field, in cells; "
+                                 "gaps up to about twice this wide are bridged (1 = closest mesh, loops right "
+                                 "on 18 of 18 exact fields; 1.5 = fewer holes on a learned field, a thin tube "
+                                 "closes; 2.5 = few holes, bridges some real openings)",
                            gt=0.0)
     mesh_min_faces: int = _f(200, "drop mesh pieces with fewer faces (speckles of a noisy field)", lo=0)
     mesh_fill_holes: int = _f(12, "close boundary loops of at most this many edges (pin holes); 0 = off", lo=0)
@@ -243,6 +244,10 @@ class EvaluateConfig:
                                        "on the loop); 0 = off", lo=0.0)
     mesh_fill_radius: float = _f(9.0, "mesh_fill_field closes only holes of at most this mean radius, in cells "
                                       "(a blurry field spans wider openings: necks, hems, waists); 0 = any", lo=0.0)
+    mesh_fill_narrow: float = _f(2.0, "mesh_fill_field also closes loops of at most this mean width in cells "
+                                       "(twice their area over their length) whatever their radius, when the UDF "
+                                       "is low across most of them: slits, such as the seams of the cut into one "
+                                       "layer; 0 = off", lo=0.0)
     mesh_recover: int = _f(40, "points mesher: keep whole the pieces of the cloud's shell that the cut into one "
                                "layer drops on both sides (a thin sleeve or leg the field filled), when they have "
                                "at least this many shell vertices; 0 = off", lo=0)

@@ -225,3 +225,84 @@ def test_field_holes_small_ones_closed_even_with_mesh_close_behind():
         v2, f2 = fill_field_holes(v, f, two_sheets, h=h, max_udf=1.25 * h, batch_points=1000)
         assert (boundary_loops(f2) == 2) == closed, (radius, boundary_loops(f2))
     assert SMALL_LOOP_CELLS * h > 1.2 * h  # the small hole is under the threshold, the wide one over it
+
+
+# --- narrow loops: slits and seams (fill_field_holes' narrow_width) ---
+
+def _slit_tube(radius=0.3, sections=48, rings=17):
+    """An open tube around +y with a slit one ring tall (0.05) across half its circumference:
+    its two sides 0.05 apart, its centroid 0.11 (2.2 cells of 0.05) inside the tube."""
+    v, f = meshes.open_tube_arrays(radius=radius, height=0.8, sections=sections, rings=rings)
+    c = v[f].mean(axis=1)
+    ang = np.arctan2(c[:, 2], c[:, 0])
+    cut = (ang > 0.3) & (ang < np.pi - 0.3) & (c[:, 1] > 0) & (c[:, 1] < 0.05)  # between two rings
+    return v, f[~cut]
+
+
+def _tube_udf(radius=0.3):
+    torch = __import__("torch")
+    return lambda p: (torch.hypot(p[:, 0], p[:, 2]) - radius).abs()
+
+
+def test_loop_width_of_a_circle_and_a_slit():
+    from anchorudf.reconstruct.holes import loop_width
+
+    t = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    circle = np.c_[np.cos(t), np.sin(t), np.zeros_like(t)] * 3.0
+    assert abs(loop_width(circle) - 3.0) < 1e-3                    # a circle: its radius
+    side = np.linspace(0, 10, 101)
+    slit = np.r_[np.c_[side, np.zeros(101), np.zeros(101)], np.c_[side[::-1], np.full(101, 0.5), np.zeros(101)]]
+    assert abs(loop_width(slit, step=1) - 2 * 10 * 0.5 / (2 * 10 + 2 * 0.5)) < 1e-9  # 2 area / length
+    assert 0.45 < loop_width(slit) < 0.55                          # chords of 4 steps cut only the tips
+    zigzag = circle * (1 + 0.1 * np.where(np.arange(400) % 2, 1, -1))[:, None]
+    assert loop_width(zigzag, step=1) < 0.3                      # its zig-zags' length ...
+    assert 2.9 < loop_width(zigzag) < 3.1                          # ... not its course's
+
+
+def test_across_partners_match_a_brute_force_reference():
+    from anchorudf.reconstruct.holes import ACROSS_ARC_RATIO, across_partners
+
+    rng = np.random.default_rng(0)
+    v, f = _slit_tube()
+    ring = v[max(_simple_loops(f), key=len)][:]                   # a rim: round, no partner
+    assert (across_partners(ring, 0.2) == -1).all()
+    slit = v[[lp for lp in _simple_loops(f) if abs(v[lp][:, 1].mean() - 0.025) < 0.01][0]]
+    noisy = slit + rng.normal(0, 0.003, slit.shape)
+    got = across_partners(noisy, 0.1)
+    n = len(noisy)
+    arc = np.r_[0, np.cumsum(np.linalg.norm(np.roll(noisy, -1, 0) - noisy, axis=1))]
+    for a in range(n):
+        best, best_d = -1, np.inf
+        for b in range(n):
+            d = np.linalg.norm(noisy[a] - noisy[b])
+            along = min(abs(arc[a] - arc[b]), arc[-1] - abs(arc[a] - arc[b]))
+            if b != a and 0 < d <= 0.1 and along >= ACROSS_ARC_RATIO * max(d, 0.05) and d < best_d:
+                best, best_d = b, d
+        assert got[a] == best
+    assert np.mean(got >= 0) > 0.8                                 # most of a slit has a far side
+    zigzag = ring * (1 + 0.02 * np.where(np.arange(len(ring)) % 2, 1, -1))[:, None]
+    assert (across_partners(zigzag, 0.1) == -1).all()             # nor a rim's next fold
+
+
+def test_field_holes_close_a_narrow_curved_slit_only_when_asked():
+    torch = __import__("pytest").importorskip("torch")
+    from anchorudf.geometry.topology import nonmanifold_edges
+    from anchorudf.reconstruct.holes import fill_field_holes
+
+    v, f = _slit_tube()
+    h = 0.05
+    assert boundary_loops(f) == 3                                  # two rims and the slit
+    _, f2 = fill_field_holes(v, f, _tube_udf(), h=h, max_udf=1.25 * h, batch_points=1000)
+    assert boundary_loops(f2) == 3                                 # the disk's middle is 2.2 cells off the tube
+    v3, f3 = fill_field_holes(v, f, _tube_udf(), h=h, max_udf=1.25 * h, batch_points=1000, narrow_width=1.5 * h)
+    assert boundary_loops(f3) == 2                                 # narrow: closed; the rims stay open
+    assert len(nonmanifold_edges(f3)) == 0
+    assert trimesh.Trimesh(v3, f3, process=False).is_winding_consistent
+    new = v3[len(v):]
+    assert np.abs(np.hypot(new[:, 0], new[:, 2]) - 0.3).max() < 0.01  # the disk projected onto the tube
+
+    def gap(p):  # the field rises between the slit's sides: a real gap in the surface
+        return _tube_udf()(p) + 3 * h * torch.exp(-((p[:, 1] - 0.025) / 0.03) ** 2)
+
+    _, f4 = fill_field_holes(v, f, gap, h=h, max_udf=1.25 * h, batch_points=1000, narrow_width=1.5 * h)
+    assert boundary_loops(f4) == 3

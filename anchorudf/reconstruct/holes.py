@@ -87,7 +87,8 @@ SMALL_LOOP_CELLS = 2.0
 
 def fill_field_holes(vertices: np.ndarray, faces: np.ndarray, udf_fn, h: float, max_udf: float,
                      batch_points: int, device: str = "cpu", steps: int = 5,
-                     quantile: float = 0.9, max_radius: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+                     quantile: float = 0.9, max_radius: float = np.inf,
+                     narrow_width: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Close the holes the field itself spans: boundary loops across which the UDF stays low.
 
     Vertices where two fans touch are split first, so a boundary that runs through one
@@ -110,6 +111,12 @@ def fill_field_holes(vertices: np.ndarray, faces: np.ndarray, udf_fn, h: float, 
       ``SMALL_LOOP_CELLS * h`` (mean radius) skip this test: the rim of so small a hole
       folds over it.
 
+    A narrow loop (``narrow_width`` > 0; :func:`_narrow_loops`: a mean width of at most
+    ``narrow_width``, and the field low across it) is a slit or a crumpled sliver, such as
+    the seam where the cut into one layer switched layers, not an opening: it skips the
+    first two tests (across a slit that curves with the surface the disk's middle lies off
+    it, and a long slit has a wide mean radius).
+
     An added disk is wound against the loop's edges and its new vertices are projected
     onto the zero level (``steps`` NDF steps). Returns new vertices (the old ones first,
     unchanged, except that split vertices are appended as copies) and faces.
@@ -128,17 +135,18 @@ def fill_field_holes(vertices: np.ndarray, faces: np.ndarray, udf_fn, h: float, 
     loops = _simple_loops(f)
     if not loops:
         return v, f
+    narrow = _narrow_loops(v, loops, udf_fn, max_udf, narrow_width, batch_points, device)
     disks = []
-    for loop in loops:
+    for loop, thin in zip(loops, narrow):
         ring = v[loop]
         c = ring.mean(axis=0)
         radius = float(np.linalg.norm(ring - c, axis=1).mean())
-        if radius > max_radius:
+        if radius > max_radius and not thin:
             continue
         rings = int(np.clip(np.ceil(radius / h), 1, 16))
         frac = np.arange(rings - 1, 0, -1) / rings  # outer to inner, loop itself excluded
         inner = c + (ring[None] - c) * frac[:, None, None]  # (rings-1, n, 3)
-        disks.append((radius, loop, c, inner))
+        disks.append((radius, loop, c, inner, thin))
     if not disks:
         return v, f
     # Narrow holes first: a wider loop around them (a sheet's outline) then sees the filled
@@ -149,12 +157,12 @@ def fill_field_holes(vertices: np.ndarray, faces: np.ndarray, udf_fn, h: float, 
                          with_grad=False)
     fv = fv.double().cpu().numpy()
     new_v, new_f, at, n0, tree, added = [], [], 0, len(v), None, None
-    for radius, loop, c, inner in disks:
+    for radius, loop, c, inner, thin in disks:
         k = 1 + inner.shape[0] * inner.shape[1]
         score = np.quantile(fv[at:at + k], quantile)
         disk = pts[at:at + k]
         at += k
-        if score > max_udf:
+        if score > max_udf and not thin:
             continue
         if radius >= SMALL_LOOP_CELLS * h:  # smaller loops skip the outline test (SMALL_LOOP_CELLS)
             if tree is None:
@@ -190,3 +198,72 @@ def fill_field_holes(vertices: np.ndarray, faces: np.ndarray, udf_fn, h: float, 
                               delta=2 * h, num_steps=steps, batch_points=batch_points)
     add = moved.double().cpu().numpy()
     return np.concatenate([v, add]), np.concatenate([f] + [x.astype(np.int64) for x in new_f])
+
+
+#: a narrow loop also has at least this share of its vertices paired across it, with the
+#: field low between them (fill_field_holes).
+NARROW_FRACTION = 0.8
+
+
+def loop_width(ring: np.ndarray, step: int = 4) -> float:
+    """A closed polyline's mean width: twice the (vector) area it spans over its length,
+    the length measured by chords ``step`` vertices apart (divided by ``step``), so that a
+    rim zig-zagging from vertex to vertex counts as long as its course, not as its zig-zags.
+
+    A circle of radius r gives r, a slit of width w (much longer than wide) about w."""
+    c = ring.mean(axis=0)
+    area = 0.5 * np.linalg.norm(np.cross(ring - c, np.roll(ring, -1, axis=0) - c).sum(axis=0))
+    k = max(1, min(step, len(ring) // 4))
+    length = np.linalg.norm(np.roll(ring, -k, axis=0) - ring, axis=1).sum() / k
+    return float(2 * area / length) if length > 0 else 0.0
+
+
+def _narrow_loops(v: np.ndarray, loops: list[list[int]], udf_fn, max_udf: float, width: float,
+                  batch_points: int, device: str) -> list[bool]:
+    """Per loop: whether it is narrow (``fill_field_holes``' ``narrow_width``): a mean width
+    (:func:`loop_width`) of at most ``width``, and at least ``NARROW_FRACTION`` of its
+    vertices with a vertex across the loop (:func:`across_partners`, within ``2 * width``)
+    where the UDF at their midpoint is at most ``max_udf``."""
+    if width <= 0 or not loops:
+        return [False] * len(loops)
+    thin = np.array([loop_width(v[lp]) <= width for lp in loops])
+    if not thin.any():
+        return thin.tolist()
+    import torch
+
+    from anchorudf.reconstruct.dense import udf_and_grad
+
+    cand = np.flatnonzero(thin)
+    pairs = [(i, a, b) for i in cand for a, b in enumerate(across_partners(v[loops[i]], 2 * width)) if b >= 0]
+    low = np.zeros(len(loops))
+    if pairs:
+        mid = np.array([0.5 * (v[loops[i][a]] + v[loops[i][b]]) for i, a, b in pairs])
+        fv, _ = udf_and_grad(udf_fn, torch.as_tensor(mid, dtype=torch.float32, device=device), batch_points,
+                             with_grad=False)
+        np.add.at(low, [i for i, _, _ in pairs], fv.double().cpu().numpy() <= max_udf)
+    share = low / np.array([len(lp) for lp in loops])
+    thin &= share >= NARROW_FRACTION
+    return thin.tolist()
+
+
+#: a boundary vertex's partner across its loop must be at least this many times farther
+#: along the loop than in space: across the loop, not a neighbour. No pair of a convex
+#: loop qualifies (along a circle the arc is at most pi/2 times the chord).
+ACROSS_ARC_RATIO = 3.0
+
+
+def across_partners(ring: np.ndarray, max_gap: float) -> np.ndarray:
+    """For every vertex of a closed polyline: the index of the nearest of its vertices within
+    ``max_gap`` that is ``ACROSS_ARC_RATIO`` times farther along the polyline (the shorter
+    way) than in space, and than half ``max_gap``, or -1: the far side of a slit, not a
+    neighbour nor the next fold of a rim that zig-zags."""
+    from scipy.spatial import cKDTree
+
+    n = len(ring)
+    arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.roll(ring, -1, axis=0) - ring, axis=1))]
+    dist, idx = cKDTree(ring).query(ring, k=min(32, n), distance_upper_bound=max_gap)
+    along = np.abs(arc[:n, None] - arc[np.minimum(idx, n - 1)])
+    along = np.minimum(along, arc[-1] - along)
+    ok = (idx < n) & (dist > 0) & (along >= ACROSS_ARC_RATIO * np.maximum(dist, max_gap / 2))
+    first = np.argmax(ok, axis=1)  # neighbours come nearest first
+    return np.where(ok.any(axis=1), idx[np.arange(n), first], -1)

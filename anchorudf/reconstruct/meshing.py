@@ -472,6 +472,7 @@ def extract_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig,
         pts = np.asarray(points, dtype=np.float64)
         h = float(np.ptp(pts, axis=0).max()) / cfg.mesh_resolution
         v, f = fill_field_holes(v, f, udf_fn, h, floor + cfg.mesh_fill_field * h, cfg.batch_points, device,
-                                max_radius=cfg.mesh_fill_radius * h if cfg.mesh_fill_radius > 0 else np.inf)
+                                max_radius=cfg.mesh_fill_radius * h if cfg.mesh_fill_radius > 0 else np.inf,
+                                narrow_width=cfg.mesh_fill_narrow * h)
     v, f = fill_small_holes(v, f, cfg.mesh_fill_holes)
     return split_nonmanifold_vertices(v, f)
