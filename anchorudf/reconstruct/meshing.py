@@ -428,7 +428,8 @@ def extract_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig,
 
     ``shell``: :func:`anchorudf.reconstruct.shell.shell_mesh`, then the holes the field
     spans are closed (``cfg.mesh_fill_field``, those of mean radius up to
-    ``cfg.mesh_fill_radius`` cells: :func:`anchorudf.reconstruct.holes.fill_field_holes`), then pin holes
+    ``cfg.mesh_fill_radius`` cells, and slits of mean width up to ``cfg.mesh_fill_narrow`` cells
+    whatever their radius: :func:`anchorudf.reconstruct.holes.fill_field_holes`), then pin holes
     (``cfg.mesh_fill_holes``), then every vertex where two fans touch is split, so the
     result is a 2-manifold with boundary. ``meshudf``: :func:`udf_mesh` and pin holes.
     ``points`` (default): the shell cut of the dense points' own distance field (:func:`points_udf`,
