@@ -232,10 +232,10 @@ class EvaluateConfig:
                   "shell = cut the UDF's offset shell into one layer (fewest boundary loops, farther off); "
                   "meshudf = per-cell gradient signs (MeshUDF-style, exact fields); "
                   "auto = shell and meshudf, keep the one closer to the dense points (symmetric Chamfer, no ground truth)")
-    mesh_level: float = _f(1.0, "points mesher: level of the dense points' distance field, in cells; "
+    mesh_level: float = _f(1.5, "points mesher: level of the dense points' distance field, in cells; "
                                  "gaps up to about twice this wide are bridged (1 = closest mesh, loops right "
-                                 "on 18 of 18 exact fields; 1.5 = fewer holes on a learned field, a thin tube "
-                                 "closes; 2.5 = few holes, bridges some real openings)",
+                                 "on 18 of 18 exact fields, more holes on a learned one; 1.5 = fewer holes, a "
+                                 "tube 3 cells across closes; 2.5 = few holes, bridges some real openings)",
                            gt=0.0)
     mesh_min_faces: int = _f(200, "drop mesh pieces with fewer faces (speckles of a noisy field)", lo=0)
     mesh_fill_holes: int = _f(12, "close boundary loops of at most this many edges (pin holes); 0 = off", lo=0)
