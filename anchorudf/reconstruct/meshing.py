@@ -442,8 +442,7 @@ def extract_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig,
     Pieces under ``cfg.mesh_min_faces`` faces are dropped either way. Returns (V, 3)
     float64 NDC vertices and (F, 3) int64 faces.
     """
-    from anchorudf.geometry.topology import split_nonmanifold_vertices
-    from anchorudf.reconstruct.holes import fill_field_holes, fill_small_holes
+    from anchorudf.reconstruct.holes import fill_small_holes
 
     if cfg.mesher == "auto":
         import dataclasses
@@ -460,15 +459,35 @@ def extract_mesh(udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig,
     if cfg.mesher == "points":
         from anchorudf.reconstruct.shell import field_floor
 
-        v, f = shell_mesh(points_udf(points), points, cfg, device=device, min_component_faces=cfg.mesh_min_faces,
-                          eps_cells=cfg.mesh_level, floor_cells=None, mid_max_cells=30.0,
-                          mid_projection="never", ndf_steps=1, recover_min_vertices=cfg.mesh_recover)
+        v, f = points_mesh(points, cfg, device)
         # The mesh's level was the cloud's, not the field's: a hole the field spans is one
         # where it stays within mesh_fill_field cells of its own floor.
         if len(f) and cfg.mesh_fill_field > 0:
             floor = field_floor(udf_fn, points, cfg.batch_points, device)
     else:
         v, f = shell_mesh(udf_fn, points, cfg, device=device, min_component_faces=cfg.mesh_min_faces)
+    return close_holes(v, f, udf_fn, points, cfg, floor, device)
+
+
+def points_mesh(points: np.ndarray, cfg: EvaluateConfig, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """The ``points`` mesher before any hole handling: the shell cut of the dense points'
+    own distance field (:func:`points_udf`) at level ``cfg.mesh_level`` cells."""
+    from anchorudf.reconstruct.shell import shell_mesh
+
+    return shell_mesh(points_udf(points), points, cfg, device=device, min_component_faces=cfg.mesh_min_faces,
+                      eps_cells=cfg.mesh_level, floor_cells=None, mid_max_cells=30.0,
+                      mid_projection="never", ndf_steps=1, recover_min_vertices=cfg.mesh_recover)
+
+
+def close_holes(v: np.ndarray, f: np.ndarray, udf_fn: UdfFn, points: np.ndarray, cfg: EvaluateConfig,
+                floor: float, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """The hole handling of :func:`extract_mesh` (``shell`` and ``points``): the holes the
+    field spans (``cfg.mesh_fill_field`` cells above ``floor``, the field's own floor for the
+    ``points`` mesher; :func:`anchorudf.reconstruct.holes.fill_field_holes`), then pin holes,
+    then every vertex where two fans touch is split."""
+    from anchorudf.geometry.topology import split_nonmanifold_vertices
+    from anchorudf.reconstruct.holes import fill_field_holes, fill_small_holes
+
     if len(f) and cfg.mesh_fill_field > 0:
         pts = np.asarray(points, dtype=np.float64)
         h = float(np.ptp(pts, axis=0).max()) / cfg.mesh_resolution

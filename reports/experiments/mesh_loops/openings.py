@@ -5,9 +5,9 @@ view NDC) are meshed by the `points` mesher's shell cut (``evaluate``'s params, 
 hole handling), and each ground-truth boundary loop (neck, hem, cuffs, waist, leg ends;
 projected by the view's calib) is matched to the mesh's loops: found when a mesh loop's
 centroid lies within half the ground-truth loop's mean radius of its centroid and their
-mean radii are within 2x. A found opening is then checked against the field fill's
-rule (``holes.fill_field_holes``: the learned UDF over a disk on the loop, its width
-and the outline test): would the fill close it?
+mean radii are within 2x. The mesh then goes through the evaluation's own hole handling
+(``meshing.close_holes``: the field fill with its narrow loops, pin holes): a found opening
+that no loop matches afterwards was closed by it.
 
 Run (after ``dvc repro evaluate``; about 5 s per view, one thread)::
 
@@ -45,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
     import torch
     import trimesh
-    from scipy.spatial import cKDTree
 
     from anchorudf.config import load_params
     from anchorudf.data.images import image_tensors, load_rgb_mask
@@ -54,10 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     from anchorudf.geometry.camera import project
     from anchorudf.geometry.topology import split_nonmanifold_vertices
     from anchorudf.models.checkpoint import load_model
-    from anchorudf.reconstruct.dense import udf_and_grad
-    from anchorudf.reconstruct.holes import ON_MESH_CELLS, ON_MESH_FRACTION, SMALL_LOOP_CELLS, _simple_loops
-    from anchorudf.reconstruct.meshing import points_udf
-    from anchorudf.reconstruct.shell import field_floor, shell_mesh
+    from anchorudf.reconstruct.holes import _simple_loops
+    from anchorudf.reconstruct.meshing import close_holes, points_mesh
+    from anchorudf.reconstruct.shell import field_floor
     from anchorudf.render import load_views
 
     torch.set_num_threads(1)
@@ -85,37 +83,19 @@ def main(argv: list[str] | None = None) -> int:
 
             pts = np.asarray(trimesh.load(Path(args.eval) / r.id / f"yaw_{yaw:06.2f}" / "points.ply").vertices,
                              np.float64)
-            v, f = shell_mesh(points_udf(pts), pts, cfg, min_component_faces=cfg.mesh_min_faces,
-                              eps_cells=cfg.mesh_level, floor_cells=None, mid_max_cells=30.0,
-                              mid_projection="never", ndf_steps=1, recover_min_vertices=cfg.mesh_recover)
-            v, f = split_nonmanifold_vertices(v, f)
+            v, f = split_nonmanifold_vertices(*points_mesh(pts, cfg))
+            floor = field_floor(udf_fn, pts, cfg.batch_points, "cpu") if cfg.mesh_fill_field > 0 else 0.0
+            before = [loop_stats(v, lp) for lp in _simple_loops(f)]
+            vf, ff = close_holes(v, f, udf_fn, pts, cfg, floor)  # extract_mesh's own hole handling
+            after = [loop_stats(vf, lp) for lp in _simple_loops(ff)]
             h = float(np.ptp(pts, axis=0).max()) / cfg.mesh_resolution
-            floor = field_floor(udf_fn, pts, cfg.batch_points, "cpu")
-            used = np.unique(f)
-            tree = cKDTree(v[used])
-            mesh_loops = []
-            for lp in _simple_loops(f):
-                c, radius = loop_stats(v, lp)
-                rings = int(np.clip(np.ceil(radius / h), 1, 16))
-                frac = np.arange(rings - 1, 0, -1) / rings
-                disk = np.concatenate([c[None], (c + (v[lp][None] - c) * frac[:, None, None]).reshape(-1, 3)])
-                with torch.no_grad():
-                    fv, _ = udf_and_grad(udf_fn, torch.as_tensor(disk, dtype=torch.float32), cfg.batch_points,
-                                         with_grad=False)
-                q90 = float(np.quantile(fv.numpy(), 0.9))
-                dist, idx = tree.query(disk, k=8)
-                dist[np.isin(used[np.minimum(idx, len(used) - 1)], lp)] = np.inf
-                on_mesh = float(np.mean(dist.min(axis=1) <= ON_MESH_CELLS * h))
-                closes = (q90 <= floor + cfg.mesh_fill_field * h and radius <= cfg.mesh_fill_radius * h
-                          and (radius < SMALL_LOOP_CELLS * h or on_mesh < ON_MESH_FRACTION))
-                mesh_loops.append((c, radius, closes))
             for c, radius in gt:
-                match = [m for m in mesh_loops if np.linalg.norm(m[0] - c) < 0.5 * radius
-                         and 0.5 < m[1] / radius < 2]
+                found, kept = (any(np.linalg.norm(mc - c) < 0.5 * radius and 0.5 < mr / radius < 2
+                                   for mc, mr in loops) for loops in (before, after))
                 rows.append({"id": r.id, "category": r.category, "yaw": yaw,
                              "place": "top" if c[1] > 0.3 else "bottom" if c[1] < -0.3 else "middle",
-                             "radius_cells": radius / h, "found": bool(match),
-                             "fill_closes": any(m[2] for m in match), "mesh_loops": len(mesh_loops)})
+                             "radius_cells": radius / h, "found": found,
+                             "fill_closes": found and not kept, "mesh_loops": len(before)})
             print(r.id, yaw, f"{sum(x['found'] for x in rows[-len(gt):])}/{len(gt)} openings found", flush=True)
     t = pd.DataFrame(rows)
     if args.out:
